@@ -1,0 +1,46 @@
+import { parseDocument, isScalar } from 'yaml';
+import { ConfigSchema } from './schema.js';
+
+/** `bodyLimit` → `BODY_LIMIT`. */
+function envName(key: string): string {
+  return key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
+}
+
+/** Every overridable scalar: SWITCHYARD_<SECTION>_<KEY> → [section, key]. */
+const OVERRIDES: ReadonlyMap<string, readonly [string, string]> = (() => {
+  const map = new Map<string, readonly [string, string]>();
+  const sections = ConfigSchema.properties as Record<
+    string,
+    { properties?: Record<string, unknown> }
+  >;
+  for (const [section, schema] of Object.entries(sections)) {
+    if (schema.properties === undefined) continue;
+    for (const key of Object.keys(schema.properties)) {
+      map.set(`SWITCHYARD_${envName(section)}_${envName(key)}`, [section, key]);
+    }
+  }
+  return map;
+})();
+
+/** The names of every supported override variable (documented in docs/configuration.md). */
+export function overrideVariables(): string[] {
+  return [...OVERRIDES.keys()].sort();
+}
+
+/**
+ * Applies SWITCHYARD_<SECTION>_<KEY> variables on top of the config object. Values are read as
+ * YAML scalars (`8080` is a number, `true` a boolean) and then validated like the file itself.
+ */
+export function applyEnvOverrides(config: Record<string, unknown>, env: NodeJS.ProcessEnv): void {
+  for (const [name, [section, key]] of OVERRIDES) {
+    const raw = env[name];
+    if (raw === undefined || raw === '') continue;
+    const current = config[section];
+    const target =
+      current !== null && typeof current === 'object' && !Array.isArray(current)
+        ? (current as Record<string, unknown>)
+        : (config[section] = {});
+    const doc = parseDocument(raw);
+    target[key] = doc.errors.length === 0 && isScalar(doc.contents) ? doc.contents.value : raw;
+  }
+}

@@ -1,0 +1,79 @@
+import { Type, type Static } from 'typebox';
+import { Duration, Size } from '../core/schema-types.js';
+
+export const ServerConfigSchema = Type.Object(
+  {
+    host: Type.Optional(
+      Type.String({ minLength: 1, description: 'Listen address. Default 127.0.0.1.' }),
+    ),
+    port: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 65535,
+        description: 'Listen port (0 = any free port). Default 8080.',
+      }),
+    ),
+    bodyLimit: Type.Optional(Size('Largest accepted request body. Default 1MiB.')),
+    batchMaxSize: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 100_000,
+        description: 'Most actions in one batch. Default 1000.',
+      }),
+    ),
+    shutdownTimeout: Type.Optional(
+      Duration('How long SIGTERM waits for in-flight work before exiting anyway. Default 30s.'),
+    ),
+    docs: Type.Optional(
+      Type.Boolean({ description: 'Serve interactive API docs at /docs. Default true.' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const LogConfigSchema = Type.Object(
+  {
+    level: Type.Optional(
+      Type.Union(
+        ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+        { description: 'Log level. Default info.' },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const ProviderEntrySchema = Type.Object(
+  { type: Type.String({ minLength: 1, description: 'Provider type: webhook, log, noop, ...' }) },
+  { additionalProperties: true },
+);
+
+export const ConfigSchema = Type.Object(
+  {
+    server: Type.Optional(ServerConfigSchema),
+    log: Type.Optional(LogConfigSchema),
+    providers: Type.Optional(
+      Type.Record(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]*$' }), ProviderEntrySchema),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+/** The config as written (YAML or a JS object): every section optional. */
+export type ConfigInput = Static<typeof ConfigSchema>;
+
+/** The config after validation and defaults: units resolved to ms and bytes. */
+export interface ResolvedConfig {
+  /** The file it came from, for messages; undefined for a config built in code. */
+  readonly source: string | undefined;
+  readonly server: {
+    host: string;
+    port: number;
+    bodyLimit: number;
+    batchMaxSize: number;
+    shutdownTimeoutMs: number;
+    docs: boolean;
+  };
+  readonly log: { level: string };
+  readonly providers: Record<string, { type: string } & Record<string, unknown>>;
+}

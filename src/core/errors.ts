@@ -1,0 +1,138 @@
+/**
+ * The one error registry. Every error Switchyard reports — over HTTP, in an outcome, from the
+ * CLI or from the config loader — has a stable `SY_ERR_*` code defined here, an HTTP status and a
+ * one-line description. Tests assert codes, never message text; `docs/errors.md` lists every code
+ * (a test keeps the two in sync). Codes are never reused or renamed.
+ */
+export interface ErrorDefinition {
+  /** HTTP status used when the error crosses the HTTP boundary. */
+  readonly status: number;
+  /** What the code means, as documented in docs/errors.md. */
+  readonly description: string;
+}
+
+export const ERRORS = {
+  // Request / input validation
+  SY_ERR_VALIDATION: {
+    status: 400,
+    description:
+      'The request body or an action does not match the schema; `details.field` names the field.',
+  },
+  SY_ERR_MALFORMED_JSON: {
+    status: 400,
+    description: 'The request body is not valid JSON.',
+  },
+  SY_ERR_UNSUPPORTED_MEDIA_TYPE: {
+    status: 415,
+    description: 'The request body has a content type other than application/json.',
+  },
+  SY_ERR_BODY_TOO_LARGE: {
+    status: 413,
+    description: 'The request body exceeds `server.bodyLimit`.',
+  },
+  SY_ERR_BATCH_TOO_LARGE: {
+    status: 413,
+    description: 'A batch holds more actions than `server.batchMaxSize`.',
+  },
+  SY_ERR_UNKNOWN_PROVIDER: {
+    status: 400,
+    description: 'The action names a provider that is not configured; `details.provider` names it.',
+  },
+  SY_ERR_NOT_FOUND: {
+    status: 404,
+    description: 'No route or resource matches the request.',
+  },
+  SY_ERR_METHOD_NOT_ALLOWED: {
+    status: 405,
+    description: 'The route exists but not for this HTTP method.',
+  },
+  // Gateway lifecycle
+  SY_ERR_SHUTTING_DOWN: {
+    status: 503,
+    description: 'The gateway is closing and accepts no new actions.',
+  },
+  SY_ERR_INTERNAL: {
+    status: 500,
+    description:
+      'An unexpected error inside Switchyard; the log holds the cause under the request id.',
+  },
+  // Provider execution (reported inside a "failed" outcome)
+  SY_ERR_PROVIDER_HTTP_STATUS: {
+    status: 502,
+    description: 'The provider answered with a non-2xx HTTP status; `status` holds it.',
+  },
+  SY_ERR_PROVIDER_TIMEOUT: {
+    status: 504,
+    description: 'The provider did not answer within its configured timeout.',
+  },
+  SY_ERR_PROVIDER_NETWORK: {
+    status: 502,
+    description: 'The provider could not be reached (connection refused, reset, DNS failure).',
+  },
+  SY_ERR_PROVIDER_FAILED: {
+    status: 502,
+    description: 'The provider failed for another reason; the message says why.',
+  },
+  // Configuration (CLI exit code 2)
+  SY_ERR_CONFIG_INVALID: {
+    status: 500,
+    description:
+      'The config file has an unknown key, a wrong type or a bad value; the message names file, line and key.',
+  },
+  SY_ERR_CONFIG_PARSE: {
+    status: 500,
+    description: 'The config file is not valid YAML; the message names file, line and column.',
+  },
+  SY_ERR_CONFIG_READ: {
+    status: 500,
+    description: 'The config file cannot be read (missing, unreadable).',
+  },
+  SY_ERR_CONFIG_ENV: {
+    status: 500,
+    description: 'The config references `${VAR}` without a default and VAR is not set.',
+  },
+  // CLI
+  SY_ERR_CLI_USAGE: {
+    status: 400,
+    description: 'A CLI command was called with missing or conflicting arguments.',
+  },
+  SY_ERR_CLIENT_CONNECT: {
+    status: 503,
+    description: 'The CLI or client could not reach the Switchyard server at `--url`.',
+  },
+} as const satisfies Record<string, ErrorDefinition>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/**
+ * The error type Switchyard throws across module boundaries. `details` is JSON-safe and ends up
+ * in the HTTP error body; `cause` keeps the underlying error for logs, never for clients.
+ */
+export class SyError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    details?: Record<string, unknown>,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'SyError';
+    this.code = code;
+    this.status = ERRORS[code].status;
+    this.details = details;
+  }
+
+  toJSON(): { code: ErrorCode; message: string; details?: Record<string, unknown> } {
+    return this.details === undefined
+      ? { code: this.code, message: this.message }
+      : { code: this.code, message: this.message, details: this.details };
+  }
+}
+
+export function isSyError(err: unknown): err is SyError {
+  return err instanceof SyError;
+}

@@ -1,0 +1,25 @@
+export { createGateway } from './gateway/gateway.js';
+export type { Gateway, GatewayOptions, OutcomeListener } from './gateway/gateway.js';
+export { GatewayMetrics } from './gateway/metrics.js';
+export { ActionInputSchema } from './core/action.js';
+export type { Action, ActionInput } from './core/action.js';
+export { OutcomeSchema } from './core/outcome.js';
+export type {
+  Outcome,
+  OutcomeKind,
+  ExecutedOutcome,
+  FailedOutcome,
+  ProviderResponse,
+} from './core/outcome.js';
+export { ERRORS, SyError, isSyError } from './core/errors.js';
+export type { ErrorCode } from './core/errors.js';
+export { loadConfigFile, parseConfigText, resolveConfig } from './config/load.js';
+export type { ConfigInput, ResolvedConfig } from './config/schema.js';
+export { ProviderError } from './providers/provider.js';
+export type {
+  Provider,
+  ProviderType,
+  ExecuteContext,
+  ProviderFactoryContext,
+} from './providers/provider.js';
+export type { AuditSink } from './audit/sink.js';
