@@ -135,7 +135,7 @@ export class WebhookProvider implements Provider {
     const message = err instanceof Error ? err.message : String(err);
     return new ProviderError(
       'SY_ERR_PROVIDER_NETWORK',
-      `provider "${this.name}" could not be reached: ${typeof code === 'string' ? `${code} ` : ''}${message}`,
+      `provider "${this.name}" could not be reached: ${typeof code === 'string' && !message.includes(code) ? `${code} ` : ''}${message}`,
       { transient: true, cause: err },
     );
   }

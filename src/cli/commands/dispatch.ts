@@ -1,0 +1,105 @@
+import { readFileSync } from 'node:fs';
+import { text } from 'node:stream/consumers';
+import type { ActionInput } from '../../core/action.js';
+import type { Outcome } from '../../core/outcome.js';
+import { SwitchyardClient } from '../../client/client.js';
+import { EXIT_FAILED, EXIT_OK, usage } from '../output.js';
+
+type Flags = Record<string, unknown>;
+
+async function readInput(file: string): Promise<unknown> {
+  let raw: string;
+  try {
+    raw = file === '-' ? await text(process.stdin) : readFileSync(file, 'utf8');
+  } catch (err) {
+    return usage(
+      `cannot read ${file === '-' ? 'standard input' : file}: ${(err as Error).message}`,
+    );
+  }
+  try {
+    return JSON.parse(raw);
+  } catch (err) {
+    return usage(
+      `${file === '-' ? 'standard input' : file} is not valid JSON: ${(err as Error).message}`,
+    );
+  }
+}
+
+function labelsFrom(flag: unknown): Record<string, string> | undefined {
+  if (flag === undefined) return undefined;
+  const labels: Record<string, string> = {};
+  for (const item of Array.isArray(flag) ? flag : [flag]) {
+    const s = String(item);
+    const eq = s.indexOf('=');
+    if (eq <= 0) usage(`--label must look like key=value, got "${s}"`);
+    labels[s.slice(0, eq)] = s.slice(eq + 1);
+  }
+  return labels;
+}
+
+/** Fields given as flags, which override the same fields of a file's action. */
+function fromFlags(flags: Flags): Partial<ActionInput> {
+  const out: Record<string, unknown> = {};
+  const str = (v: unknown): string | undefined => (v === undefined ? undefined : String(v));
+  const map: [keyof ActionInput, unknown][] = [
+    ['provider', str(flags.provider)],
+    ['actionType', str(flags.actionType)],
+    ['namespace', str(flags.namespace)],
+    ['tenant', str(flags.tenant)],
+    ['dedupKey', str(flags.dedupKey)],
+    ['id', str(flags.id)],
+    ['labels', labelsFrom(flags.label)],
+  ];
+  for (const [key, value] of map) if (value !== undefined) out[key] = value;
+  if (flags.payload !== undefined) {
+    try {
+      out.payload = JSON.parse(String(flags.payload));
+    } catch (err) {
+      usage(`--payload is not valid JSON: ${(err as Error).message}`);
+    }
+  }
+  return out as Partial<ActionInput>;
+}
+
+function describe(outcome: Outcome): string {
+  const head = `${outcome.outcome}  provider=${outcome.provider}  action=${outcome.actionId}  ${outcome.durationMs}ms`;
+  if (outcome.outcome === 'failed')
+    return `${head}\n  ${outcome.error.code}: ${outcome.error.message}`;
+  const body = outcome.response.body;
+  const status = outcome.response.status === undefined ? '' : `  status=${outcome.response.status}`;
+  return body === undefined ? head + status : `${head}${status}\n  ${JSON.stringify(body)}`;
+}
+
+/** `switchyard dispatch`: returns the exit code (1 when any action did not execute). */
+export async function dispatchCommand(file: string | undefined, flags: Flags): Promise<number> {
+  const overrides = fromFlags(flags);
+  let body: unknown;
+  if (file !== undefined) {
+    const input = await readInput(file);
+    body = Array.isArray(input)
+      ? input.map((a: unknown) => ({ ...(a as object), ...overrides }))
+      : { ...(input as object), ...overrides };
+  } else {
+    const missing = (['provider', 'actionType', 'namespace', 'tenant'] as const)
+      .filter((k) => overrides[k] === undefined)
+      .map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
+    if (missing.length > 0)
+      usage(`missing ${missing.join(', ')} (or give a JSON file, or - for stdin)`);
+    body = { payload: {}, ...overrides };
+  }
+  const client = new SwitchyardClient({
+    url: (flags.url as string | undefined) ?? process.env.SWITCHYARD_URL,
+    apiKey: (flags.apiKey as string | undefined) ?? process.env.SWITCHYARD_API_KEY,
+  });
+  const outcomes = Array.isArray(body)
+    ? await client.dispatchBatch(body as ActionInput[])
+    : [await client.dispatch(body as ActionInput)];
+  if (flags.json) {
+    process.stdout.write(
+      JSON.stringify(Array.isArray(body) ? outcomes : outcomes[0], null, 2) + '\n',
+    );
+  } else {
+    for (const o of outcomes) process.stdout.write(describe(o) + '\n');
+  }
+  return outcomes.every((o) => o.outcome === 'executed') ? EXIT_OK : EXIT_FAILED;
+}

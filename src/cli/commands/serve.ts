@@ -1,0 +1,46 @@
+import { existsSync } from 'node:fs';
+import { loadConfigFile, resolveConfig } from '../../config/load.js';
+import type { ResolvedConfig } from '../../config/schema.js';
+import { createLogger } from '../../core/logger.js';
+import { serveUntilSignalled } from '../../server/serve.js';
+import { usage } from '../output.js';
+
+const LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+/** Which config file `serve` uses: --config, then SWITCHYARD_CONFIG, then ./switchyard.yaml. */
+function configPath(flag: unknown): string | undefined {
+  if (typeof flag === 'string' && flag !== '') return flag;
+  const env = process.env.SWITCHYARD_CONFIG;
+  if (env !== undefined && env !== '') return env;
+  return existsSync('switchyard.yaml') ? 'switchyard.yaml' : undefined;
+}
+
+function withFlags(config: ResolvedConfig, flags: Record<string, unknown>): ResolvedConfig {
+  const server = { ...config.server };
+  const log = { ...config.log };
+  if (flags.host !== undefined) server.host = String(flags.host);
+  if (flags.port !== undefined) {
+    const port = Number(flags.port);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) {
+      usage(`--port must be an integer from 0 to 65535, got "${String(flags.port)}"`);
+    }
+    server.port = port;
+  }
+  if (flags.logLevel !== undefined) {
+    const level = String(flags.logLevel);
+    if (!LEVELS.has(level)) usage(`--log-level must be one of ${[...LEVELS].join(', ')}`);
+    log.level = level;
+  }
+  return { ...config, server, log };
+}
+
+export async function serveCommand(flags: Record<string, unknown>): Promise<void> {
+  const file = configPath(flags.config);
+  const loaded =
+    file === undefined
+      ? resolveConfig({}, { env: process.env })
+      : loadConfigFile(file, { env: process.env });
+  const config = withFlags(loaded, flags);
+  const logger = createLogger(config.log.level);
+  await serveUntilSignalled(config, logger);
+}

@@ -1,0 +1,69 @@
+#!/usr/bin/env node
+import { cac } from 'cac';
+import { VERSION } from '../core/version.js';
+import { fail, usage } from './output.js';
+
+/*
+ * The CLI entry point. It imports only cac and small helpers: each command loads what it needs
+ * when it runs (`serve` pulls in fastify, `dispatch` the HTTP client), so `--version` and
+ * `--help` cost little more than starting node.
+ */
+const cli = cac('switchyard');
+
+cli
+  .command('serve', 'Run the gateway: HTTP API, metrics, docs')
+  .option(
+    '--config <file>',
+    'Config file (default: ./switchyard.yaml when present, env SWITCHYARD_CONFIG)',
+  )
+  .option('--host <host>', 'Listen address (overrides server.host)')
+  .option('--port <port>', 'Listen port (overrides server.port)')
+  .option('--log-level <level>', 'Log level (overrides log.level)')
+  .action(async (flags: Record<string, unknown>) => {
+    const { serveCommand } = await import('./commands/serve.js');
+    await serveCommand(flags);
+  });
+
+cli
+  .command('dispatch [file]', 'Send an action to a running server (file, "-" for stdin, or flags)')
+  .option('--provider <name>', 'Provider to run the action on')
+  .option('--action-type <type>', 'Action type, e.g. send_email')
+  .option('--namespace <ns>', 'Namespace')
+  .option('--tenant <tenant>', 'Tenant')
+  .option('--payload <json>', 'Payload as a JSON object')
+  .option('--label <key=value>', 'Label (repeatable)')
+  .option('--dedup-key <key>', 'Deduplication key')
+  .option('--id <id>', 'Action id (default: assigned by the server)')
+  .option('--url <url>', 'Server URL (env SWITCHYARD_URL)', { default: undefined })
+  .option('--api-key <key>', 'API key (env SWITCHYARD_API_KEY)')
+  .option('--json', 'Print the outcome as JSON')
+  .example(
+    'switchyard dispatch --provider log --action-type hello --namespace demo --tenant acme --payload \'{"to":"world"}\'',
+  )
+  .example(
+    'echo \'{"namespace":"demo","tenant":"acme","provider":"log","actionType":"hello","payload":{}}\' | switchyard dispatch -',
+  )
+  .action(async (file: string | undefined, flags: Record<string, unknown>) => {
+    const { dispatchCommand } = await import('./commands/dispatch.js');
+    process.exitCode = await dispatchCommand(file, flags);
+  });
+
+cli.help();
+cli.version(VERSION);
+
+async function main(): Promise<void> {
+  try {
+    cli.parse(process.argv, { run: false });
+    if (cli.matchedCommand === undefined && !cli.options.help && !cli.options.version) {
+      if (cli.args.length > 0)
+        usage(`unknown command "${cli.args.join(' ')}"; run switchyard --help`);
+      cli.outputHelp();
+      return;
+    }
+    await cli.runMatchedCommand();
+  } catch (err) {
+    fail(err);
+  }
+}
+
+void main();

@@ -1,0 +1,69 @@
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { ResolvedConfig } from '../config/schema.js';
+import { buildServer } from './server.js';
+import { VERSION } from '../core/version.js';
+
+export interface RunningServer {
+  app: FastifyInstance;
+  /** The address actually bound (port 0 resolves to a free port). */
+  url: string;
+  /** Graceful stop: stop accepting, finish in-flight work, close providers. */
+  stop(): Promise<void>;
+}
+
+/** Builds and starts the HTTP server. */
+export async function startServer(config: ResolvedConfig, logger: Logger): Promise<RunningServer> {
+  const app = await buildServer(config, { logger });
+  await app.listen({ host: config.server.host, port: config.server.port });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : config.server.port;
+  const host = config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host;
+  const url = `http://${host}:${port}`;
+  logger.info(
+    {
+      url,
+      version: VERSION,
+      config: config.source ?? null,
+      providers: Object.keys(config.providers),
+    },
+    'switchyard listening',
+  );
+  return { app, url, stop: () => app.close() };
+}
+
+/**
+ * `switchyard serve`: run until SIGTERM/SIGINT, then shut down gracefully — stop accepting, let
+ * in-flight actions finish (up to server.shutdownTimeout), close providers, exit 0. A second
+ * signal, or the timeout, exits 1 at once.
+ */
+export async function serveUntilSignalled(config: ResolvedConfig, logger: Logger): Promise<void> {
+  const server = await startServer(config, logger);
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    const force = setTimeout(() => {
+      logger.error({ timeoutMs: config.server.shutdownTimeoutMs }, 'shutdown timed out');
+      process.exit(1);
+    }, config.server.shutdownTimeoutMs + 1000);
+    force.unref();
+    server.stop().then(
+      () => {
+        logger.info('stopped');
+        logger.flush?.();
+        process.exit(0);
+      },
+      (err: unknown) => {
+        logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}

@@ -1,0 +1,103 @@
+import type { IncomingMessage } from 'node:http';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { Logger } from 'pino';
+import { SyError } from '../core/errors.js';
+import { newId } from '../core/ids.js';
+import { ajv } from '../core/validate.js';
+import type { ResolvedConfig } from '../config/schema.js';
+import { createGateway, type Gateway, type GatewayOptions } from '../gateway/gateway.js';
+import { errorHandler } from './errors.js';
+import { dispatchRoutes } from './routes/dispatch.js';
+import { opsRoutes } from './routes/ops.js';
+import { VERSION } from '../core/version.js';
+
+export interface ServerOptions extends GatewayOptions {
+  logger: Logger;
+  /** Use this gateway instead of creating one from the config (tests, embedding). */
+  gateway?: Gateway;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** A client's x-request-id is kept when it is short and printable; otherwise we make one. */
+function requestId(req: IncomingMessage): string {
+  const header = req.headers['x-request-id'];
+  return typeof header === 'string' && REQUEST_ID.test(header) ? header : newId();
+}
+
+/**
+ * Builds the HTTP server around a gateway (not listening yet; call `listen`). The server is a thin
+ * adapter: it parses, hands the body to the gateway, and renders outcomes and errors.
+ */
+export async function buildServer(
+  config: ResolvedConfig,
+  options: ServerOptions,
+): Promise<FastifyInstance> {
+  const gateway = options.gateway ?? createGateway(config, options);
+  let closing = false;
+
+  const app = Fastify({
+    loggerInstance: options.logger as FastifyBaseLogger,
+    bodyLimit: config.server.bodyLimit,
+    genReqId: requestId,
+    // One line per request costs throughput; rejections and failures are logged where they happen.
+    logController: new LogController({ disableRequestLogging: true }),
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+  });
+  app.setValidatorCompiler(({ schema }) => ajv.compile(schema));
+  // Responses are plain JSON.stringify: outcomes carry provider bodies of any shape.
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+  app.setErrorHandler(errorHandler((code) => gateway.metrics.countRejected(code)));
+  app.setNotFoundHandler((request) => {
+    throw new SyError(
+      'SY_ERR_NOT_FOUND',
+      `no route for ${request.method} ${request.url.split('?')[0]}`,
+    );
+  });
+  app.addHook('onRequest', (request, reply, done) => {
+    void reply.header('x-request-id', request.id);
+    done();
+  });
+  if (options.logger.isLevelEnabled('debug')) {
+    app.addHook('onResponse', (request, reply, done) => {
+      request.log.debug(
+        {
+          method: request.method,
+          url: request.url,
+          status: reply.statusCode,
+          ms: reply.elapsedTime,
+        },
+        'request',
+      );
+      done();
+    });
+  }
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Switchyard',
+        version: VERSION,
+        description: 'Action gateway API. Errors carry a stable SY_ERR_* code (docs/errors.md).',
+      },
+    },
+  });
+  if (config.server.docs) await app.register(swaggerUi, { routePrefix: '/docs' });
+
+  dispatchRoutes(app, gateway, config.server.batchMaxSize);
+  opsRoutes(app, gateway, () => closing);
+  app.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
+
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
+  app.addHook('onClose', async () => {
+    await gateway.close();
+  });
+  return app;
+}
