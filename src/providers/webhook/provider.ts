@@ -21,7 +21,13 @@ export const WebhookProviderConfigSchema = Type.Object(
     }),
     method: Type.Optional(
       Type.Union(
-        ['POST', 'PUT', 'PATCH', 'DELETE', 'GET'].map((m) => Type.Literal(m)),
+        [
+          Type.Literal('POST'),
+          Type.Literal('PUT'),
+          Type.Literal('PATCH'),
+          Type.Literal('DELETE'),
+          Type.Literal('GET'),
+        ],
         { description: 'HTTP method. Default POST.' },
       ),
     ),
@@ -99,13 +105,13 @@ export class WebhookProvider implements Provider {
         signal,
       });
     } catch (err) {
-      throw this.wrap(err, timeout.aborted);
+      throw this.wrap(err, timeout.aborted, ctx.signal.aborted);
     }
     let response: ProviderResponse;
     try {
       response = await readCapped(res, this.maxResponseSize);
     } catch (err) {
-      throw this.wrap(err, timeout.aborted);
+      throw this.wrap(err, timeout.aborted, ctx.signal.aborted);
     }
     if (res.statusCode >= 200 && res.statusCode < 300) return response;
     throw new ProviderError(
@@ -119,7 +125,14 @@ export class WebhookProvider implements Provider {
     return this.pool.close();
   }
 
-  private wrap(err: unknown, timedOut: boolean): ProviderError {
+  private wrap(err: unknown, timedOut: boolean, cancelled: boolean): ProviderError {
+    if (cancelled && !timedOut) {
+      return new ProviderError(
+        'SY_ERR_SHUTTING_DOWN',
+        `provider "${this.name}" call was aborted because the gateway is shutting down`,
+        { transient: true, cause: err },
+      );
+    }
     if (
       timedOut ||
       err instanceof undiciErrors.HeadersTimeoutError ||
