@@ -110,6 +110,7 @@ describe('bad input over HTTP', () => {
       'SY_ERR_VALIDATION',
     ],
     ['an unknown route', '/v1/nothing', good, json, 404, 'SY_ERR_NOT_FOUND'],
+    ['a wrong method', '/health', good, json, 405, 'SY_ERR_METHOD_NOT_ALLOWED'],
   ])('%s', async (_name, path, body, headers, status, code) => {
     const res = await postJson(server.url + path, body, headers);
     expect(res.status).toBe(status);

@@ -6,17 +6,28 @@ function envName(key: string): string {
   return key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
 }
 
-/** Every overridable scalar: SWITCHYARD_<SECTION>_<KEY> → [section, key]. */
-const OVERRIDES: ReadonlyMap<string, readonly [string, string]> = (() => {
-  const map = new Map<string, readonly [string, string]>();
+interface Override {
+  readonly section: string;
+  readonly key: string;
+  /** The key is an array in the schema: the variable holds a comma-separated list. */
+  readonly list: boolean;
+}
+
+/** Every overridable key: SWITCHYARD_<SECTION>_<KEY>. */
+const OVERRIDES: ReadonlyMap<string, Override> = (() => {
+  const map = new Map<string, Override>();
   const sections = ConfigSchema.properties as Record<
     string,
-    { properties?: Record<string, unknown> }
+    { properties?: Record<string, { type?: unknown }> }
   >;
   for (const [section, schema] of Object.entries(sections)) {
     if (schema.properties === undefined) continue;
-    for (const key of Object.keys(schema.properties)) {
-      map.set(`SWITCHYARD_${envName(section)}_${envName(key)}`, [section, key]);
+    for (const [key, prop] of Object.entries(schema.properties)) {
+      map.set(`SWITCHYARD_${envName(section)}_${envName(key)}`, {
+        section,
+        key,
+        list: prop.type === 'array',
+      });
     }
   }
   return map;
@@ -29,10 +40,11 @@ export function overrideVariables(): string[] {
 
 /**
  * Applies SWITCHYARD_<SECTION>_<KEY> variables on top of the config object. Values are read as
- * YAML scalars (`8080` is a number, `true` a boolean) and then validated like the file itself.
+ * YAML scalars (`8080` is a number, `true` a boolean), lists as comma-separated strings, and then
+ * validated like the file itself.
  */
 export function applyEnvOverrides(config: Record<string, unknown>, env: NodeJS.ProcessEnv): void {
-  for (const [name, [section, key]] of OVERRIDES) {
+  for (const [name, { section, key, list }] of OVERRIDES) {
     const raw = env[name];
     if (raw === undefined || raw === '') continue;
     const current = config[section];
@@ -40,6 +52,10 @@ export function applyEnvOverrides(config: Record<string, unknown>, env: NodeJS.P
       current !== null && typeof current === 'object' && !Array.isArray(current)
         ? (current as Record<string, unknown>)
         : (config[section] = {});
+    if (list) {
+      target[key] = raw.split(',').map((s) => s.trim());
+      continue;
+    }
     const doc = parseDocument(raw);
     target[key] = doc.errors.length === 0 && isScalar(doc.contents) ? doc.contents.value : raw;
   }

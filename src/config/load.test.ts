@@ -28,6 +28,7 @@ describe('config defaults', () => {
       batchMaxSize: 1000,
       shutdownTimeoutMs: 30_000,
       docs: true,
+      apiKeys: [],
     });
     expect(c.log).toEqual({ level: 'info' });
     expect(c.providers).toEqual({});
@@ -157,6 +158,11 @@ describe('SWITCHYARD_<SECTION>_<KEY> overrides', () => {
     expect(errorOf(() => parse('', { SWITCHYARD_SERVER_PORT: 'x' })).details?.field).toBe(
       'server.port',
     );
+  });
+
+  it('a list key takes a comma-separated value', () => {
+    const c = parse('', { SWITCHYARD_SERVER_API_KEYS: 'key-one, key-two' });
+    expect(c.server.apiKeys).toEqual(['key-one', 'key-two']);
   });
 
   it('do not apply to a config built in code unless env is given', () => {

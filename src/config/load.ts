@@ -136,6 +136,7 @@ export function resolveConfig(
       batchMaxSize: server.batchMaxSize ?? 1000,
       shutdownTimeoutMs: parseDuration(server.shutdownTimeout) ?? 30_000,
       docs: server.docs ?? true,
+      apiKeys: (server.apiKeys ?? []).filter((k) => k !== ''),
     },
     log: { level: log.level ?? 'info' },
     providers,

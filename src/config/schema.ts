@@ -24,6 +24,13 @@ export const ServerConfigSchema = Type.Object(
     shutdownTimeout: Type.Optional(
       Duration('How long SIGTERM waits for in-flight work before exiting anyway. Default 30s.'),
     ),
+    apiKeys: Type.Optional(
+      Type.Array(Type.String({ maxLength: 512 }), {
+        maxItems: 100,
+        description:
+          'API keys accepted on /v1 routes (Bearer or x-api-key). Empty entries are ignored; no keys = open API. Default [].',
+      }),
+    ),
     docs: Type.Optional(
       Type.Boolean({ description: 'Serve interactive API docs at /docs. Default true.' }),
     ),
@@ -73,6 +80,7 @@ export interface ResolvedConfig {
     batchMaxSize: number;
     shutdownTimeoutMs: number;
     docs: boolean;
+    apiKeys: string[];
   };
   readonly log: { level: string };
   readonly providers: Record<string, { type: string } & Record<string, unknown>>;

@@ -38,6 +38,11 @@ export const ERRORS = {
     status: 400,
     description: 'The action names a provider that is not configured; `details.provider` names it.',
   },
+  SY_ERR_UNAUTHORIZED: {
+    status: 401,
+    description:
+      'The /v1 API needs an API key (`server.apiKeys`) and none or a wrong one was sent.',
+  },
   SY_ERR_NOT_FOUND: {
     status: 404,
     description: 'No route or resource matches the request.',

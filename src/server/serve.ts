@@ -4,6 +4,8 @@ import type { ResolvedConfig } from '../config/schema.js';
 import { buildServer } from './server.js';
 import { VERSION } from '../core/version.js';
 
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+
 export interface RunningServer {
   app: FastifyInstance;
   /** The address actually bound (port 0 resolves to a free port). */
@@ -29,6 +31,12 @@ export async function startServer(config: ResolvedConfig, logger: Logger): Promi
     },
     'switchyard listening',
   );
+  if (config.server.apiKeys.length === 0 && !LOOPBACK.has(config.server.host)) {
+    logger.warn(
+      { host: config.server.host },
+      'the API is open: listening beyond loopback without server.apiKeys',
+    );
+  }
   return { app, url, stop: () => app.close() };
 }
 

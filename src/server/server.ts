@@ -9,6 +9,7 @@ import { ajv } from '../core/validate.js';
 import type { ResolvedConfig } from '../config/schema.js';
 import { createGateway, type Gateway, type GatewayOptions } from '../gateway/gateway.js';
 import { errorHandler } from './errors.js';
+import { registerApiKeyAuth } from './auth.js';
 import { dispatchRoutes } from './routes/dispatch.js';
 import { opsRoutes } from './routes/ops.js';
 import { VERSION } from '../core/version.js';
@@ -18,6 +19,8 @@ export interface ServerOptions extends GatewayOptions {
   /** Use this gateway instead of creating one from the config (tests, embedding). */
   gateway?: Gateway;
 }
+
+const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -51,11 +54,18 @@ export async function buildServer(
   // Responses are plain JSON.stringify: outcomes carry provider bodies of any shape.
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
   app.setErrorHandler(errorHandler((code) => gateway.metrics.countRejected(code)));
-  app.setNotFoundHandler((request) => {
-    throw new SyError(
-      'SY_ERR_NOT_FOUND',
-      `no route for ${request.method} ${request.url.split('?')[0]}`,
-    );
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0] ?? '/';
+    const allowed = METHODS.filter((method) => app.hasRoute({ method, url: path }));
+    if (allowed.length > 0) {
+      void reply.header('allow', allowed.join(', '));
+      throw new SyError(
+        'SY_ERR_METHOD_NOT_ALLOWED',
+        `${request.method} is not allowed on ${path}; use ${allowed.join(' or ')}`,
+        { allow: allowed },
+      );
+    }
+    throw new SyError('SY_ERR_NOT_FOUND', `no route for ${request.method} ${path}`);
   });
   app.addHook('onRequest', (request, reply, done) => {
     void reply.header('x-request-id', request.id);
@@ -75,6 +85,8 @@ export async function buildServer(
       done();
     });
   }
+
+  registerApiKeyAuth(app, config.server.apiKeys);
 
   await app.register(swagger, {
     openapi: {
