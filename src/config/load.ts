@@ -1,27 +1,14 @@
 import { readFileSync } from 'node:fs';
-import {
-  LineCounter,
-  parseDocument,
-  isMap,
-  isPair,
-  isScalar,
-  type Document,
-  type Node,
-} from 'yaml';
 import type { ValidateFunction } from 'ajv';
 import { SyError } from '../core/errors.js';
-import { ajv, describe, formatPath, segmentsOf } from '../core/validate.js';
+import { ajv } from '../core/validate.js';
 import { parseDuration, parseSize } from '../core/units.js';
 import { providerTypeMap } from '../providers/registry.js';
 import type { ProviderType } from '../providers/provider.js';
 import { ConfigSchema, type ConfigInput, type ResolvedConfig } from './schema.js';
 import { interpolateDocument } from './interpolate.js';
+import { NO_LOCATION, parseYamlSource, schemaError, type Locate } from './yaml-source.js';
 import { applyEnvOverrides } from './env-overrides.js';
-
-/** Where a value sits in the source: "file:line:col: " or "" for a config built in code. */
-type Locate = (path: readonly (string | number)[], key?: boolean) => string;
-
-const NO_LOCATION: Locate = () => '';
 
 const checkTop: ValidateFunction<ConfigInput> = ajv.compile<ConfigInput>(ConfigSchema);
 const providerChecks = new WeakMap<ProviderType<never>, ValidateFunction>();
@@ -58,28 +45,15 @@ export function parseConfigText(
   file: string,
   options: LoadOptions = {},
 ): ResolvedConfig {
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
-  const at = (offset: number): string => {
-    const pos = lineCounter.linePos(offset);
-    return `${file}:${pos.line}:${pos.col}: `;
-  };
-  const yamlError = doc.errors[0];
-  if (yamlError !== undefined) {
-    throw new SyError('SY_ERR_CONFIG_PARSE', `${at(yamlError.pos[0])}${yamlError.message}`, {
+  const source = parseYamlSource(text, file, 'SY_ERR_CONFIG_PARSE');
+  const env = options.env ?? process.env;
+  interpolateDocument(source.doc, env, (node, message) => {
+    throw new SyError('SY_ERR_CONFIG_ENV', `${source.at(node.range?.[0] ?? 0)}${message}`, {
       file,
     });
-  }
-  const env = options.env ?? process.env;
-  interpolateDocument(doc, env, (node, message) => {
-    throw new SyError('SY_ERR_CONFIG_ENV', `${at(node.range?.[0] ?? 0)}${message}`, { file });
   });
-  const locate: Locate = (path, key = false) => {
-    const node = nodeAt(doc, path, key);
-    return node?.range ? at(node.range[0]) : `${file}: `;
-  };
-  const input: unknown = doc.toJS() ?? {};
-  return resolveConfig(input, { ...options, env, source: file, locate });
+  const input: unknown = source.doc.toJS() ?? {};
+  return resolveConfig(input, { ...options, env, source: file, locate: source.locate });
 }
 
 /**
@@ -101,7 +75,8 @@ export function resolveConfig(
   }
   const config = structuredClone(input) as Record<string, unknown>;
   applyEnvOverrides(config, options.env ?? {});
-  if (!checkTop(config)) throw invalid(checkTop.errors?.[0], [], locate);
+  if (!checkTop(config))
+    throw schemaError('SY_ERR_CONFIG_INVALID', checkTop.errors?.[0], [], locate);
 
   const types = providerTypeMap(options.providerTypes);
   const providers = (config.providers ?? {}) as Record<
@@ -122,7 +97,8 @@ export function resolveConfig(
       check = ajv.compile(type.configSchema);
       providerChecks.set(type, check);
     }
-    if (!check(entry)) throw invalid(check.errors?.[0], ['providers', name], locate);
+    if (!check(entry))
+      throw schemaError('SY_ERR_CONFIG_INVALID', check.errors?.[0], ['providers', name], locate);
   }
 
   const server = (config.server ?? {}) as NonNullable<ConfigInput['server']>;
@@ -141,39 +117,4 @@ export function resolveConfig(
     log: { level: log.level ?? 'info' },
     providers,
   };
-}
-
-function invalid(
-  error: Parameters<typeof segmentsOf>[0] | undefined,
-  base: readonly string[],
-  locate: Locate,
-): SyError {
-  if (error === undefined)
-    return new SyError('SY_ERR_CONFIG_INVALID', `${locate(base)}invalid config`);
-  const segments = [...base, ...segmentsOf(error)];
-  const field = formatPath(segments);
-  const keyError = error.keyword === 'additionalProperties';
-  const missing = error.keyword === 'required';
-  // A missing key has no node of its own: point at the mapping that should hold it.
-  const where = locate(missing ? segments.slice(0, -1) : segments, keyError);
-  return new SyError('SY_ERR_CONFIG_INVALID', `${where}${describe(error, field)}`, {
-    field,
-    keyword: error.keyword,
-  });
-}
-
-/** The YAML node at a path; with `key`, the key node of the last segment (for unknown keys). */
-function nodeAt(doc: Document, path: readonly (string | number)[], key: boolean): Node | undefined {
-  let node: unknown = doc.contents;
-  for (let i = 0; i < path.length; i++) {
-    if (!isMap(node)) return isScalar(node) || node ? (node as Node) : undefined;
-    const segment = String(path[i]);
-    const pair = node.items.find(
-      (p) => isPair(p) && isScalar(p.key) && String(p.key.value) === segment,
-    );
-    if (pair === undefined) return node as Node;
-    if (key && i === path.length - 1) return pair.key as Node;
-    node = pair.value;
-  }
-  return (node as Node | null) ?? undefined;
 }
