@@ -4,11 +4,16 @@ export { GatewayMetrics } from './gateway/metrics.js';
 export { ActionInputSchema } from './core/action.js';
 export type { Action, ActionInput } from './core/action.js';
 export { OutcomeSchema } from './core/outcome.js';
+export { succeeded } from './core/outcome.js';
 export type {
   Outcome,
   OutcomeKind,
   ExecutedOutcome,
   FailedOutcome,
+  ReroutedOutcome,
+  SuppressedOutcome,
+  DeduplicatedOutcome,
+  ThrottledOutcome,
   ProviderResponse,
 } from './core/outcome.js';
 export { ERRORS, SyError, isSyError } from './core/errors.js';
@@ -23,3 +28,7 @@ export type {
   ProviderFactoryContext,
 } from './providers/provider.js';
 export type { AuditSink } from './audit/sink.js';
+export { SwitchyardClient } from './client/client.js';
+export type { ClientOptions } from './client/client.js';
+export { ManualClock, systemClock } from './core/clock.js';
+export type { Clock } from './core/clock.js';

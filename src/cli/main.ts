@@ -10,6 +10,13 @@ import { fail, usage } from './output.js';
  */
 const cli = cac('switchyard');
 
+/*
+ * mri (cac's parser) reads a lone "-" as an option with an empty name and drops it, so
+ * `dispatch -` would never see its stdin argument; it goes through the parser as this stand-in.
+ */
+const STDIN_ARG = '\u0000stdin';
+const fromStdinArg = (arg: string): string => (arg === STDIN_ARG ? '-' : arg);
+
 cli
   .command('serve', 'Run the gateway: HTTP API, metrics, docs')
   .option(
@@ -45,7 +52,7 @@ cli
   )
   .action(async (file: string | undefined, flags: Record<string, unknown>) => {
     const { dispatchCommand } = await import('./commands/dispatch.js');
-    process.exitCode = await dispatchCommand(file, flags);
+    process.exitCode = await dispatchCommand(file === undefined ? file : fromStdinArg(file), flags);
   });
 
 cli.help();
@@ -53,10 +60,13 @@ cli.version(VERSION);
 
 async function main(): Promise<void> {
   try {
-    cli.parse(process.argv, { run: false });
+    cli.parse(
+      process.argv.map((arg, i) => (i > 1 && arg === '-' ? STDIN_ARG : arg)),
+      { run: false },
+    );
     if (cli.matchedCommand === undefined && !cli.options.help && !cli.options.version) {
       if (cli.args.length > 0)
-        usage(`unknown command "${cli.args.join(' ')}"; run switchyard --help`);
+        usage(`unknown command "${cli.args.map(fromStdinArg).join(' ')}"; run switchyard --help`);
       cli.outputHelp();
       return;
     }

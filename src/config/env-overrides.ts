@@ -39,14 +39,20 @@ export function overrideVariables(): string[] {
 }
 
 /**
- * Applies SWITCHYARD_<SECTION>_<KEY> variables on top of the config object. Values are read as
+ * Applies SWITCHYARD_<SECTION>_<KEY> variables (returning "section.key" → variable name, so
+ * errors can name the variable instead of the file) on top of the config object. Values are read as
  * YAML scalars (`8080` is a number, `true` a boolean), lists as comma-separated strings, and then
  * validated like the file itself.
  */
-export function applyEnvOverrides(config: Record<string, unknown>, env: NodeJS.ProcessEnv): void {
+export function applyEnvOverrides(
+  config: Record<string, unknown>,
+  env: NodeJS.ProcessEnv,
+): Map<string, string> {
+  const applied = new Map<string, string>();
   for (const [name, { section, key, list }] of OVERRIDES) {
     const raw = env[name];
     if (raw === undefined || raw === '') continue;
+    applied.set(`${section}.${key}`, name);
     const current = config[section];
     const target =
       current !== null && typeof current === 'object' && !Array.isArray(current)
@@ -59,4 +65,5 @@ export function applyEnvOverrides(config: Record<string, unknown>, env: NodeJS.P
     const doc = parseDocument(raw);
     target[key] = doc.errors.length === 0 && isScalar(doc.contents) ? doc.contents.value : raw;
   }
+  return applied;
 }

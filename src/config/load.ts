@@ -7,7 +7,7 @@ import { providerTypeMap } from '../providers/registry.js';
 import type { ProviderType } from '../providers/provider.js';
 import { ConfigSchema, type ConfigInput, type ResolvedConfig } from './schema.js';
 import { interpolateDocument } from './interpolate.js';
-import { NO_LOCATION, parseYamlSource, schemaError, type Locate } from './yaml-source.js';
+import { NO_LOCATION, parseYamlSource, schemaError, type Locate } from '../core/yaml-source.js';
 import { applyEnvOverrides } from './env-overrides.js';
 
 const checkTop: ValidateFunction<ConfigInput> = ajv.compile<ConfigInput>(ConfigSchema);
@@ -66,15 +66,21 @@ export function resolveConfig(
   input: unknown,
   options: LoadOptions & { source?: string; locate?: Locate } = {},
 ): ResolvedConfig {
-  const locate = options.locate ?? NO_LOCATION;
+  const fileLocate = options.locate ?? NO_LOCATION;
   if (input === null || typeof input !== 'object' || Array.isArray(input)) {
     throw new SyError(
       'SY_ERR_CONFIG_INVALID',
-      `${locate([])}the config must be a mapping of sections`,
+      `${fileLocate([])}the config must be a mapping of sections`,
     );
   }
   const config = structuredClone(input) as Record<string, unknown>;
-  applyEnvOverrides(config, options.env ?? {});
+  // `server:` with nothing under it is YAML null: an empty section, not an error.
+  for (const [section, value] of Object.entries(config)) if (value === null) config[section] = {};
+  const overridden = applyEnvOverrides(config, options.env ?? {});
+  const locate: Locate = (path, key) => {
+    const variable = overridden.get(path.slice(0, 2).join('.'));
+    return variable === undefined ? fileLocate(path, key) : `${variable}: `;
+  };
   if (!checkTop(config))
     throw schemaError('SY_ERR_CONFIG_INVALID', checkTop.errors?.[0], [], locate);
 
@@ -104,6 +110,7 @@ export function resolveConfig(
   const server = (config.server ?? {}) as NonNullable<ConfigInput['server']>;
   const log = (config.log ?? {}) as NonNullable<ConfigInput['log']>;
   return {
+    resolved: true,
     source: options.source,
     server: {
       host: server.host ?? '127.0.0.1',

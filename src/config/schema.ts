@@ -41,10 +41,9 @@ export const ServerConfigSchema = Type.Object(
 export const LogConfigSchema = Type.Object(
   {
     level: Type.Optional(
-      Type.Union(
-        ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
-        { description: 'Log level. Default info.' },
-      ),
+      Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+        description: 'Log level. Default info.',
+      }),
     ),
   },
   { additionalProperties: false },
@@ -60,7 +59,10 @@ export const ConfigSchema = Type.Object(
     server: Type.Optional(ServerConfigSchema),
     log: Type.Optional(LogConfigSchema),
     providers: Type.Optional(
-      Type.Record(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]*$' }), ProviderEntrySchema),
+      Type.Record(Type.String(), ProviderEntrySchema, {
+        // A provider name must be usable in an action's `provider` field.
+        propertyNames: { pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]*$', maxLength: 128 },
+      }),
     ),
   },
   { additionalProperties: false },
@@ -71,6 +73,8 @@ export type ConfigInput = Static<typeof ConfigSchema>;
 
 /** The config after validation and defaults: units resolved to ms and bytes. */
 export interface ResolvedConfig {
+  /** Marks a validated config (a raw config cannot have this key). */
+  readonly resolved: true;
   /** The file it came from, for messages; undefined for a config built in code. */
   readonly source: string | undefined;
   readonly server: {

@@ -96,6 +96,30 @@ export const ERRORS = {
     status: 500,
     description: 'The config references `${VAR}` without a default and VAR is not set.',
   },
+  // Rules
+  SY_ERR_RULE_PARSE: {
+    status: 422,
+    description: 'A rule file is not valid YAML; the message names file, line and column.',
+  },
+  SY_ERR_RULE_INVALID: {
+    status: 422,
+    description:
+      'A rule has an unknown key, a wrong type, a bad condition, an unsafe regex, a bad CEL expression or a duplicate name; the message names file, line, rule and key.',
+  },
+  SY_ERR_RULE_READ: {
+    status: 422,
+    description: 'The rules directory or a rule file cannot be read.',
+  },
+  SY_ERR_RULE_NOT_FOUND: {
+    status: 404,
+    description: 'No loaded rule has this name.',
+  },
+  // State store
+  SY_ERR_STATE_UNAVAILABLE: {
+    status: 503,
+    description:
+      'The state store did not answer (down, unreachable, timed out). Nothing was executed; retry after `retryAfterMs`.',
+  },
   // CLI
   SY_ERR_CLI_USAGE: {
     status: 400,

@@ -32,16 +32,66 @@ export const FailedOutcomeSchema = Type.Object({
   response: Type.Optional(ProviderResponseSchema),
 });
 
+export const ReroutedOutcomeSchema = Type.Object({
+  outcome: Type.Literal('rerouted'),
+  ...Common,
+  originalProvider: Type.String({ description: 'The provider the action named.' }),
+  rule: Type.String({ description: 'The rule that rerouted it.' }),
+  response: ProviderResponseSchema,
+});
+
+export const SuppressedOutcomeSchema = Type.Object({
+  outcome: Type.Literal('suppressed'),
+  ...Common,
+  rule: Type.String(),
+  reason: Type.String(),
+});
+
+export const DeduplicatedOutcomeSchema = Type.Object({
+  outcome: Type.Literal('deduplicated'),
+  ...Common,
+  rule: Type.Optional(
+    Type.String({ description: 'The deduplicate rule; absent for a repeated action id.' }),
+  ),
+  inFlight: Type.Boolean({ description: 'True while the first action is still running.' }),
+  duplicateOf: Type.String({ description: 'Id of the action that holds the key.' }),
+});
+
+export const ThrottledOutcomeSchema = Type.Object({
+  outcome: Type.Literal('throttled'),
+  ...Common,
+  rule: Type.String(),
+  retryAfterMs: Type.Integer({ description: 'When the next call with this key would pass.' }),
+  limit: Type.Integer(),
+  windowMs: Type.Integer(),
+});
+
 /**
- * What happened to an action: a discriminated union on `outcome`. Later capabilities add variants
- * ("deduplicated", "suppressed", "throttled", "rerouted", "grouped", "scheduled", ...) here, in
- * docs/api.md and in the client types, in the same commit.
+ * What happened to an action: a discriminated union on `outcome`. A new variant is added here,
+ * in docs/api.md and in the client types in the same commit. "executed" and "rerouted" mean the
+ * side effect happened (rerouted: on another provider than the action named).
  */
-export const OutcomeSchema = Type.Union([ExecutedOutcomeSchema, FailedOutcomeSchema]);
+export const OutcomeSchema = Type.Union([
+  ExecutedOutcomeSchema,
+  FailedOutcomeSchema,
+  ReroutedOutcomeSchema,
+  SuppressedOutcomeSchema,
+  DeduplicatedOutcomeSchema,
+  ThrottledOutcomeSchema,
+]);
 
 export type ProviderResponse = Static<typeof ProviderResponseSchema>;
 export type OutcomeError = Static<typeof OutcomeErrorSchema>;
 export type ExecutedOutcome = Static<typeof ExecutedOutcomeSchema>;
 export type FailedOutcome = Static<typeof FailedOutcomeSchema>;
+export type ReroutedOutcome = Static<typeof ReroutedOutcomeSchema>;
+export type SuppressedOutcome = Static<typeof SuppressedOutcomeSchema>;
+export type DeduplicatedOutcome = Static<typeof DeduplicatedOutcomeSchema>;
+export type ThrottledOutcome = Static<typeof ThrottledOutcomeSchema>;
 export type Outcome = Static<typeof OutcomeSchema>;
 export type OutcomeKind = Outcome['outcome'];
+
+/** True when the side effect happened (on the named provider or a reroute target). */
+export function succeeded(outcome: Outcome): boolean {
+  return outcome.outcome === 'executed' || outcome.outcome === 'rerouted';
+}

@@ -58,22 +58,35 @@ export function fieldOf(error: ErrorObject): string {
 
 /** A human sentence for one ajv error that names the field (as computed by fieldOf). */
 export function describe(error: ErrorObject, field: string): string {
-  const where = field === '' ? 'body' : field;
+  return `${field === '' ? 'body' : field} ${predicate(error)}`;
+}
+
+/** What is wrong, without the subject: "is required", "must be a string". */
+export function predicate(error: ErrorObject): string {
+  const name = (error as { propertyName?: string }).propertyName;
+  if (name !== undefined)
+    return `has an invalid key "${name}": it ${error.message ?? 'is invalid'}`;
   switch (error.keyword) {
     case 'required':
-      return `${where} is required`;
+      return 'is required';
     case 'additionalProperties':
-      return `${where} is not a known field`;
+      return 'is not a known field';
     case 'type':
-      return `${where} must be ${withArticle(String((error.params as { type: string }).type))}`;
+      return `must be ${withArticle(String((error.params as { type: string }).type))}`;
+    case 'enum':
+      return `must be one of ${((error.params as { allowedValues: unknown[] }).allowedValues ?? []).map((v) => JSON.stringify(v)).join(', ')}`;
+    case 'const':
+      return `must be ${JSON.stringify((error.params as { allowedValue: unknown }).allowedValue)}`;
+    case 'propertyNames':
+      return `has an invalid name "${String((error.params as { propertyName: unknown }).propertyName)}"`;
     case 'format': {
       const format = String((error.params as { format: string }).format);
       return format === 'date-time'
-        ? `${where} must be an RFC 3339 date-time (e.g. 2026-11-23T18:00:00Z)`
-        : `${where} must be a valid ${format}`;
+        ? 'must be an RFC 3339 date-time (e.g. 2026-11-23T18:00:00Z)'
+        : `must be a valid ${format}`;
     }
     default:
-      return `${where} ${error.message ?? 'is invalid'}`;
+      return error.message ?? 'is invalid';
   }
 }
 

@@ -71,7 +71,7 @@ export function createGateway(
 }
 
 function isResolved(config: ConfigInput | ResolvedConfig): config is ResolvedConfig {
-  return 'source' in config;
+  return (config as Partial<ResolvedConfig>).resolved === true;
 }
 
 /**

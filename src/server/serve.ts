@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { ResolvedConfig } from '../config/schema.js';
+import { GatewayMetrics } from '../gateway/metrics.js';
 import { buildServer } from './server.js';
 import { VERSION } from '../core/version.js';
 
@@ -16,7 +17,10 @@ export interface RunningServer {
 
 /** Builds and starts the HTTP server. */
 export async function startServer(config: ResolvedConfig, logger: Logger): Promise<RunningServer> {
-  const app = await buildServer(config, { logger });
+  // The served process exports process_* and nodejs_* metrics; embedded gateways do not.
+  const metrics = new GatewayMetrics();
+  metrics.collectProcessMetrics();
+  const app = await buildServer(config, { logger, metrics });
   await app.listen({ host: config.server.host, port: config.server.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : config.server.port;
@@ -58,7 +62,7 @@ export async function serveUntilSignalled(config: ResolvedConfig, logger: Logger
     const force = setTimeout(() => {
       logger.error({ timeoutMs: config.server.shutdownTimeoutMs }, 'shutdown timed out');
       process.exit(1);
-    }, config.server.shutdownTimeoutMs + 1000);
+    }, config.server.shutdownTimeoutMs + 5000);
     force.unref();
     server.stop().then(
       () => {

@@ -47,7 +47,8 @@ export async function buildServer(
     genReqId: requestId,
     // One line per request costs throughput; rejections and failures are logged where they happen.
     logController: new LogController({ disableRequestLogging: true }),
-    return503OnClosing: true,
+    // Requests that arrive while closing reach the gateway, which answers SY_ERR_SHUTTING_DOWN.
+    return503OnClosing: false,
     forceCloseConnections: 'idle',
   });
   app.setValidatorCompiler(({ schema }) => ajv.compile(schema));
@@ -104,12 +105,25 @@ export async function buildServer(
   opsRoutes(app, gateway, () => closing);
   app.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
 
+  // Node closes idle keep-alive connections once, when close() starts; a connection busy at that
+  // moment stays open after its response until the client hangs up (keep-alive clients hold it for
+  // minutes), so the server never finishes closing. Sweep idle connections until it has.
+  let idleSweep: NodeJS.Timeout | undefined;
+  // The gateway starts closing with the server, not after it: it refuses new actions at once
+  // (SY_ERR_SHUTTING_DOWN), lets in-flight ones finish, and at server.shutdownTimeout aborts
+  // what is left — which is what lets the in-flight HTTP requests, and so the server, finish.
+  let gatewayClosed: Promise<void> | undefined;
   app.addHook('preClose', (done) => {
     closing = true;
+    gatewayClosed = gateway.close(config.server.shutdownTimeoutMs);
+    idleSweep = setInterval(() => app.server.closeIdleConnections(), 50);
+    idleSweep.unref();
     done();
   });
   app.addHook('onClose', async () => {
-    await gateway.close();
+    // onClose runs after the HTTP server has closed (fastify's own hook runs first).
+    clearInterval(idleSweep);
+    await (gatewayClosed ?? gateway.close(config.server.shutdownTimeoutMs));
   });
   return app;
 }

@@ -45,7 +45,12 @@ export async function startServerProcess(
     code: code as number | null,
     signal: signal as NodeJS.Signals | null,
   }));
-  const url = await new Promise<string>((resolveUrl, reject) => {
+  const url = await new Promise<string>((resolveUrl, rejectUrl) => {
+    const reject = (err: Error): void => {
+      // Never leave a half-started server behind.
+      if (child.exitCode === null) child.kill('SIGKILL');
+      rejectUrl(err);
+    };
     const onData = (chunk: Buffer): void => {
       out += chunk.toString();
       for (const line of out.split('\n')) {

@@ -63,14 +63,33 @@ function fromFlags(flags: Flags): Partial<ActionInput> {
 
 function describe(outcome: Outcome): string {
   const head = `${outcome.outcome}  provider=${outcome.provider}  action=${outcome.actionId}  ${outcome.durationMs}ms`;
-  if (outcome.outcome === 'failed')
-    return `${head}\n  ${outcome.error.code}: ${outcome.error.message}`;
-  const body = outcome.response.body;
-  const status = outcome.response.status === undefined ? '' : `  status=${outcome.response.status}`;
-  return body === undefined ? head + status : `${head}${status}\n  ${JSON.stringify(body)}`;
+  switch (outcome.outcome) {
+    case 'failed':
+      return `${head}\n  ${outcome.error.code}: ${outcome.error.message}`;
+    case 'suppressed':
+      return `${head}  rule=${outcome.rule}\n  ${outcome.reason}`;
+    case 'deduplicated':
+      return `${head}  duplicateOf=${outcome.duplicateOf}${outcome.inFlight ? '  (in flight)' : ''}`;
+    case 'throttled':
+      return `${head}  rule=${outcome.rule}  retryAfterMs=${outcome.retryAfterMs}`;
+    case 'executed':
+    case 'rerouted': {
+      const from = outcome.outcome === 'rerouted' ? `  from=${outcome.originalProvider}` : '';
+      const { status, body } = outcome.response;
+      const line = `${head}${from}${status === undefined ? '' : `  status=${status}`}`;
+      return body === undefined ? line : `${line}\n  ${JSON.stringify(body)}`;
+    }
+  }
 }
 
-/** `switchyard dispatch`: returns the exit code (1 when any action did not execute). */
+/** Failed or throttled actions did not happen: exit 1. Suppressed or deduplicated ones were meant not to. */
+function exitCode(outcomes: Outcome[]): number {
+  return outcomes.some((o) => o.outcome === 'failed' || o.outcome === 'throttled')
+    ? EXIT_FAILED
+    : EXIT_OK;
+}
+
+/** `switchyard dispatch`: returns the exit code (1 when any action failed or was throttled). */
 export async function dispatchCommand(file: string | undefined, flags: Flags): Promise<number> {
   const overrides = fromFlags(flags);
   let body: unknown;
@@ -101,5 +120,5 @@ export async function dispatchCommand(file: string | undefined, flags: Flags): P
   } else {
     for (const o of outcomes) process.stdout.write(describe(o) + '\n');
   }
-  return outcomes.every((o) => o.outcome === 'executed') ? EXIT_OK : EXIT_FAILED;
+  return exitCode(outcomes);
 }

@@ -20,16 +20,9 @@ export const WebhookProviderConfigSchema = Type.Object(
       description: 'Destination URL (http or https).',
     }),
     method: Type.Optional(
-      Type.Union(
-        [
-          Type.Literal('POST'),
-          Type.Literal('PUT'),
-          Type.Literal('PATCH'),
-          Type.Literal('DELETE'),
-          Type.Literal('GET'),
-        ],
-        { description: 'HTTP method. Default POST.' },
-      ),
+      Type.Enum(['POST', 'PUT', 'PATCH', 'DELETE', 'GET'], {
+        description: 'HTTP method. Default POST.',
+      }),
     ),
     headers: Type.Optional(
       Type.Record(Type.String(), Type.String(), {

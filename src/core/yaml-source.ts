@@ -9,8 +9,8 @@ import {
   type Node,
 } from 'yaml';
 import type { ErrorObject } from 'ajv';
-import { SyError, type ErrorCode } from '../core/errors.js';
-import { describe, formatPath, segmentsOf } from '../core/validate.js';
+import { SyError, type ErrorCode } from './errors.js';
+import { describe, formatPath, segmentsOf } from './validate.js';
 
 /** Where a value sits in its source: "file:line:col: " (or "file: " when unknown). */
 export type Locate = (path: readonly (string | number)[], key?: boolean) => string;
