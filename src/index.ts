@@ -32,3 +32,18 @@ export { SwitchyardClient } from './client/client.js';
 export type { ClientOptions } from './client/client.js';
 export { ManualClock, systemClock } from './core/clock.js';
 export type { Clock } from './core/clock.js';
+export type { Evaluation } from './gateway/gateway.js';
+export { MemoryStateStore } from './state/memory/store.js';
+export type {
+  StateStore,
+  GateOp,
+  GateResult,
+  SettleOp,
+  DedupOp,
+  ThrottleOp,
+  IdempotencyOp,
+} from './state/store.js';
+export { RuleEngine } from './rules/engine.js';
+export type { RuleStatus, RuleExplanation } from './rules/engine.js';
+export type { CompiledRule } from './rules/load.js';
+export type { Plan } from './rules/planner.js';

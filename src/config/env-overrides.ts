@@ -18,11 +18,13 @@ const OVERRIDES: ReadonlyMap<string, Override> = (() => {
   const map = new Map<string, Override>();
   const sections = ConfigSchema.properties as Record<
     string,
-    { properties?: Record<string, { type?: unknown }> }
+    { properties?: Record<string, { type?: unknown; items?: { type?: unknown } }> }
   >;
   for (const [section, schema] of Object.entries(sections)) {
     if (schema.properties === undefined) continue;
     for (const [key, prop] of Object.entries(schema.properties)) {
+      // Lists of strings take a comma-separated value; other lists (inline rules) cannot be set.
+      if (prop.type === 'array' && prop.items?.type !== 'string') continue;
       map.set(`SWITCHYARD_${envName(section)}_${envName(key)}`, {
         section,
         key,

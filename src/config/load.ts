@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { dirname, resolve as resolvePath } from 'node:path';
 import type { ValidateFunction } from 'ajv';
 import { SyError } from '../core/errors.js';
 import { ajv } from '../core/validate.js';
@@ -107,6 +108,8 @@ export function resolveConfig(
       throw schemaError('SY_ERR_CONFIG_INVALID', check.errors?.[0], ['providers', name], locate);
   }
 
+  const rules = (config.rules ?? {}) as NonNullable<ConfigInput['rules']>;
+  const state = (config.state ?? {}) as NonNullable<ConfigInput['state']>;
   const server = (config.server ?? {}) as NonNullable<ConfigInput['server']>;
   const log = (config.log ?? {}) as NonNullable<ConfigInput['log']>;
   return {
@@ -122,6 +125,22 @@ export function resolveConfig(
       apiKeys: (server.apiKeys ?? []).filter((k) => k !== ''),
     },
     log: { level: log.level ?? 'info' },
+    rules: {
+      directory:
+        rules.directory === undefined
+          ? undefined
+          : resolvePath(
+              options.source === undefined ? '.' : dirname(options.source),
+              rules.directory,
+            ),
+      watch: rules.watch ?? true,
+      inline: rules.inline ?? [],
+    },
+    state: {
+      backend: state.backend ?? 'memory',
+      idempotencyTtlMs: parseDuration(state.idempotencyTtl) ?? 86_400_000,
+    },
+    locate,
     providers,
   };
 }

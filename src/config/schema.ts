@@ -1,5 +1,6 @@
 import { Type, type Static } from 'typebox';
 import { Duration, Size } from '../core/schema-types.js';
+import type { Locate } from '../core/yaml-source.js';
 
 export const ServerConfigSchema = Type.Object(
   {
@@ -49,6 +50,45 @@ export const LogConfigSchema = Type.Object(
   { additionalProperties: false },
 );
 
+export const RulesConfigSchema = Type.Object(
+  {
+    directory: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description:
+          'Directory of rule files (*.yaml, *.yml, loaded in name order); relative to the config file. Default: none.',
+      }),
+    ),
+    watch: Type.Optional(
+      Type.Boolean({
+        description: 'Reload the rules when a file in `directory` changes. Default true.',
+      }),
+    ),
+    inline: Type.Optional(
+      Type.Array(Type.Unknown(), {
+        maxItems: 10_000,
+        description:
+          'Rules written in the config itself; evaluated before file rules on equal priority. Default [].',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const StateConfigSchema = Type.Object(
+  {
+    backend: Type.Optional(
+      Type.Enum(['memory'], { description: 'Where gate state lives. Default memory.' }),
+    ),
+    idempotencyTtl: Type.Optional(
+      Duration(
+        'How long a client-supplied action id is remembered (same id → same outcome). Default 24h.',
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+
 export const ProviderEntrySchema = Type.Object(
   { type: Type.String({ minLength: 1, description: 'Provider type: webhook, log, noop, ...' }) },
   { additionalProperties: true },
@@ -58,6 +98,8 @@ export const ConfigSchema = Type.Object(
   {
     server: Type.Optional(ServerConfigSchema),
     log: Type.Optional(LogConfigSchema),
+    rules: Type.Optional(RulesConfigSchema),
+    state: Type.Optional(StateConfigSchema),
     providers: Type.Optional(
       Type.Record(Type.String(), ProviderEntrySchema, {
         // A provider name must be usable in an action's `provider` field.
@@ -87,5 +129,14 @@ export interface ResolvedConfig {
     apiKeys: string[];
   };
   readonly log: { level: string };
+  readonly rules: {
+    /** Resolved against the config file's folder. */
+    directory: string | undefined;
+    watch: boolean;
+    inline: unknown[];
+  };
+  readonly state: { backend: 'memory'; idempotencyTtlMs: number };
+  /** Positions in the config file (for errors in sections compiled later, like inline rules). */
+  readonly locate: Locate;
   readonly providers: Record<string, { type: string } & Record<string, unknown>>;
 }

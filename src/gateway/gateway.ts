@@ -1,7 +1,15 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { ActionInputSchema, type Action, type ActionInput } from '../core/action.js';
-import type { Outcome } from '../core/outcome.js';
+import {
+  succeeded,
+  type DeduplicatedOutcome,
+  type SuppressedOutcome,
+  type ThrottledOutcome,
+  type ExecutedOutcome,
+  type FailedOutcome,
+  type Outcome,
+} from '../core/outcome.js';
 import { SyError } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import { silentLogger } from '../core/logger.js';
@@ -13,11 +21,33 @@ import { ProviderRegistry, providerTypeMap } from '../providers/registry.js';
 import type { Provider, ProviderType } from '../providers/provider.js';
 import { noopAuditSink, type AuditSink } from '../audit/sink.js';
 import { GatewayMetrics } from './metrics.js';
-import { EMPTY_PLAN, type Plan } from './plan.js';
+import { RuleEngine, type RuleExplanation } from '../rules/engine.js';
+import type { Plan } from '../rules/planner.js';
+import { MemoryStateStore } from '../state/memory/store.js';
+import type { GateOp, GateResult, MaybePromise, SettleOp, StateStore } from '../state/store.js';
+import { systemClock, type Clock } from '../core/clock.js';
+import { isSyError } from '../core/errors.js';
+import { blocked, suppressed, withReroute } from './outcomes.js';
 
 const actionValidator = compileAssert<ActionInput>(ActionInputSchema);
 
 export type OutcomeListener = (outcome: Outcome, action: Action) => void;
+
+export interface Evaluation {
+  /** The action as the provider would receive it (after modify/label/reroute). */
+  action: Action;
+  /** Each evaluated rule: matched or not, and every predicate with the value it saw. */
+  rules: RuleExplanation['rules'];
+  matchedRules: readonly string[];
+  /** The state gates the plan would check, and what the store says about them now. */
+  gates: { kind: string; rule: string | undefined }[];
+  /** What dispatch would answer now (an "executed" here is a prediction: the provider may fail). */
+  outcome:
+    | { outcome: 'executed'; provider: string }
+    | { outcome: 'rerouted'; provider: string; originalProvider: string; rule: string }
+    | Omit<SuppressedOutcome | DeduplicatedOutcome | ThrottledOutcome, 'actionId' | 'durationMs'>
+    | { outcome: 'replayed'; stored: Outcome };
+}
 
 export interface GatewayOptions {
   /** Provider instances by name, added to (or replacing) those built from config. */
@@ -30,6 +60,10 @@ export interface GatewayOptions {
   logger?: Logger;
   /** An existing metrics registry holder (the server shares one with its HTTP metrics). */
   metrics?: GatewayMetrics;
+  /** The state store for gates. Default: a MemoryStateStore owned (and closed) by the gateway. */
+  state?: StateStore;
+  /** Time source. Default: the system clock; tests pass a ManualClock. */
+  clock?: Clock;
 }
 
 export interface Gateway {
@@ -44,11 +78,18 @@ export interface Gateway {
   validate(input: unknown, field?: string): ActionInput;
   /** Dispatch for adapters that already validated the input with `validate`. */
   dispatchValidated(input: ActionInput): Promise<Outcome>;
+  /**
+   * The dry run: which rules match the action and why, the action after transforms, and the
+   * outcome it would get now — with no side effect and no state consumed.
+   */
+  evaluate(input: ActionInput): Promise<Evaluation>;
   /** Called after every outcome; returns an unsubscribe function. */
   subscribe(listener: OutcomeListener): () => void;
   readonly config: ResolvedConfig;
   readonly metrics: GatewayMetrics;
   readonly providers: ProviderRegistry;
+  readonly rules: RuleEngine;
+  readonly state: StateStore;
   /** Stops accepting actions, waits for in-flight ones (up to `timeoutMs`), closes providers. */
   close(timeoutMs?: number): Promise<void>;
 }
@@ -82,9 +123,15 @@ class Pipeline implements Gateway {
   readonly config: ResolvedConfig;
   readonly metrics: GatewayMetrics;
   readonly providers: ProviderRegistry;
+  readonly rules: RuleEngine;
+  readonly state: StateStore;
+  private readonly ownsState: boolean;
+  private readonly clock: Clock;
   private readonly logger: Logger;
   private readonly executor: Executor;
   private readonly audit: AuditSink;
+  /** Idempotent actions running in this process, by key: a repeat waits for the same outcome. */
+  private readonly running = new Map<string, Promise<Outcome>>();
   private readonly abort = new AbortController();
   private listeners: OutcomeListener[] = [];
   private inFlight = 0;
@@ -108,6 +155,17 @@ class Pipeline implements Gateway {
       options.providers,
     );
     this.executor = new Executor(this.metrics, this.logger, this.abort.signal);
+    this.clock = options.clock ?? systemClock;
+    this.ownsState = options.state === undefined;
+    this.state = options.state ?? new MemoryStateStore();
+    this.rules = new RuleEngine({
+      directory: this.config.rules.directory,
+      inline: this.config.rules.inline,
+      locateInline: this.config.locate,
+      providers: new Set(this.providers.names()),
+      watch: this.config.rules.watch,
+      logger: this.logger,
+    });
   }
 
   validate(input: unknown, field = ''): ActionInput {
@@ -153,23 +211,69 @@ class Pipeline implements Gateway {
     this.metrics.inFlight.inc();
     try {
       const action = this.normalize(input);
-      const plan = this.plan(action);
-      // The gate stage is synchronous until a plan holds gates: no await where nothing waits.
-      if (plan.gates.length > 0) await this.gate(action, plan);
-      const outcome = await this.execute(action, plan, startedAt);
-      this.record(action, outcome);
-      this.publish(action, outcome);
-      this.metrics.observeOutcome(
-        outcome.provider,
-        outcome.outcome,
-        (performance.now() - startedAt) / 1000,
-      );
-      return outcome;
+      // Only a client-supplied id can repeat; generated ids skip idempotency entirely.
+      if (input.id === undefined) return await this.process(action, undefined, startedAt);
+      const key = `idem|${action.namespace}|${action.tenant}|${action.id}`;
+      const running = this.running.get(key);
+      if (running !== undefined) return await running;
+      const pending = this.process(action, key, startedAt);
+      this.running.set(key, pending);
+      try {
+        return await pending;
+      } finally {
+        this.running.delete(key);
+      }
     } finally {
       this.inFlight--;
       this.metrics.inFlight.dec();
       if (this.inFlight === 0 && this.drained !== undefined) this.drained();
     }
+  }
+
+  /** Stages 2–6 for one normalized action. */
+  private async process(
+    action: Action,
+    idempotencyKey: string | undefined,
+    startedAt: number,
+  ): Promise<Outcome> {
+    const plan = this.plan(action);
+    const final = plan.action ?? action;
+    if (plan.suppressed !== undefined) {
+      const { rule, reason } = plan.suppressed;
+      return this.finish(final, suppressed(final, rule, reason, elapsed(startedAt)), startedAt);
+    }
+    let ops = plan.gates;
+    if (idempotencyKey !== undefined) {
+      ops = [
+        {
+          kind: 'idempotency',
+          key: idempotencyKey,
+          ttlMs: this.config.state.idempotencyTtlMs,
+          actionId: action.id,
+        },
+        ...ops,
+      ];
+    }
+    if (ops.length > 0) {
+      const pending = this.gate(ops, action.receivedAt);
+      const result = pending instanceof Promise ? await pending : pending;
+      if (!result.pass) {
+        if (result.kind === 'idempotency' && result.stored !== undefined) {
+          // The same id again: the first outcome, not a second execution.
+          this.metrics.countReplay();
+          return JSON.parse(result.stored) as Outcome;
+        }
+        const offset = idempotencyKey === undefined ? 0 : 1;
+        const rule = plan.gateRules[result.index - offset];
+        return this.finish(final, blocked(final, result, rule, elapsed(startedAt)), startedAt);
+      }
+    }
+    const outcome = withReroute(await this.execute(final, plan, startedAt), plan);
+    if (ops.length > 0) {
+      const settled = this.settle(plan, final, idempotencyKey, outcome);
+      if (settled !== undefined) await settled;
+    }
+    return this.finish(final, outcome, startedAt);
   }
 
   /** 1. Give the action its id, defaults and receive time; one object shape for every action. */
@@ -185,25 +289,104 @@ class Pipeline implements Gateway {
       dedupKey: input.dedupKey,
       fingerprint: input.fingerprint,
       deliverAt: input.deliverAt,
-      receivedAt: Date.now(),
+      receivedAt: this.clock.now(),
     };
   }
 
-  /** 2. Decide what the rules do with the action (the rule engine fills this in). */
-  private plan(_action: Action): Plan {
-    return EMPTY_PLAN;
+  /** 2. Decide what the rules do with the action: pure, synchronous, no state read. */
+  private plan(action: Action): Plan {
+    return this.rules.plan(action);
   }
 
   /** 3. One state-store call for all of the plan's gates (dedup, throttle, idempotency). */
-  private gate(_action: Action, _plan: Plan): Promise<void> {
-    return Promise.resolve();
+  private gate(ops: readonly GateOp[], now: number): MaybePromise<GateResult> {
+    const backend = this.state.backend;
+    try {
+      // The memory store answers synchronously: no promise where nothing waits.
+      const result = this.state.gate(ops, now);
+      if (result instanceof Promise) {
+        return result.catch((err: unknown) => {
+          throw unavailable(backend, 'gate', err);
+        });
+      }
+      return result;
+    } catch (err) {
+      throw unavailable(backend, 'gate', err);
+    }
   }
 
   /** 4. Run the action on its provider under the executor's policies. */
-  private execute(action: Action, _plan: Plan, startedAt: number): Promise<Outcome> {
-    // validate() guarantees the provider exists; providers are fixed for the gateway's life.
+  private execute(
+    action: Action,
+    _plan: Plan,
+    startedAt: number,
+  ): Promise<ExecutedOutcome | FailedOutcome> {
+    // validate() checked the named provider and the rule loader checked reroute targets.
     const provider = this.providers.get(action.provider) as Provider;
     return this.executor.run(action, provider, startedAt);
+  }
+
+  /**
+   * After execution: commit dedup reservations on success, release them on failure (unless the
+   * rule says onFailure: keep) so a failed send can be retried; remember an idempotent action's
+   * outcome, or forget its id when it failed.
+   */
+  private settle(
+    plan: Plan,
+    action: Action,
+    idempotencyKey: string | undefined,
+    outcome: Outcome,
+  ): Promise<void> | undefined {
+    const ok = succeeded(outcome);
+    const ops: SettleOp[] = [];
+    for (const d of plan.dedups) {
+      const op = ok || d.onFailure === 'keep' ? 'commit' : 'release';
+      ops.push({ op, gate: 'dedup', key: d.key, actionId: action.id, outcome: undefined });
+    }
+    if (idempotencyKey !== undefined) {
+      ops.push(
+        ok
+          ? {
+              op: 'commit',
+              gate: 'idempotency',
+              key: idempotencyKey,
+              actionId: action.id,
+              outcome: JSON.stringify(outcome),
+            }
+          : {
+              op: 'release',
+              gate: 'idempotency',
+              key: idempotencyKey,
+              actionId: action.id,
+              outcome: undefined,
+            },
+      );
+    }
+    // The action already ran: a failure here is reported, and the reservations expire by TTL.
+    const failed = (err: unknown): void =>
+      this.logger.error(
+        { err, actionId: action.id, backend: this.state.backend },
+        'state settle failed',
+      );
+    try {
+      const done = this.state.settle(ops, this.clock.now());
+      return done instanceof Promise ? done.catch(failed) : undefined;
+    } catch (err) {
+      failed(err);
+      return undefined;
+    }
+  }
+
+  /** 5 + 6: record, publish and count an outcome. */
+  private finish(action: Action, outcome: Outcome, startedAt: number): Outcome {
+    this.record(action, outcome);
+    this.publish(action, outcome);
+    this.metrics.observeOutcome(
+      outcome.provider,
+      outcome.outcome,
+      (performance.now() - startedAt) / 1000,
+    );
+    return outcome;
   }
 
   /** 5. Record the decision (batched off the hot path by the audit sink). */
@@ -221,6 +404,69 @@ class Pipeline implements Gateway {
         this.logger.error({ err, actionId: action.id }, 'outcome listener failed');
       }
     }
+  }
+
+  async evaluate(input: ActionInput): Promise<Evaluation> {
+    const action = this.normalize(input);
+    const { rules, plan } = this.rules.explain(action);
+    const final = plan.action ?? action;
+    const ops: GateOp[] = [];
+    const owners: (string | undefined)[] = [];
+    if (input.id !== undefined) {
+      ops.push({
+        kind: 'idempotency',
+        key: `idem|${action.namespace}|${action.tenant}|${action.id}`,
+        ttlMs: this.config.state.idempotencyTtlMs,
+        actionId: action.id,
+      });
+      owners.push(undefined);
+    }
+    ops.push(...plan.gates);
+    owners.push(...plan.gateRules);
+    const base = { action: final, rules, matchedRules: plan.matched };
+    const gates = ops.map((op, i) => ({ kind: op.kind, rule: owners[i] }));
+    if (plan.suppressed !== undefined) {
+      const {
+        actionId: _id,
+        durationMs: _d,
+        ...outcome
+      } = suppressed(final, plan.suppressed.rule, plan.suppressed.reason, 0);
+      return { ...base, gates, outcome };
+    }
+    if (ops.length > 0) {
+      let result: GateResult;
+      try {
+        const pending = this.state.gate(ops, action.receivedAt, true);
+        result = pending instanceof Promise ? await pending : pending;
+      } catch (err) {
+        throw unavailable(this.state.backend, 'gate (dry run)', err);
+      }
+      if (!result.pass) {
+        if (result.kind === 'idempotency' && result.stored !== undefined) {
+          return {
+            ...base,
+            gates,
+            outcome: { outcome: 'replayed', stored: JSON.parse(result.stored) as Outcome },
+          };
+        }
+        const {
+          actionId: _id,
+          durationMs: _d,
+          ...outcome
+        } = blocked(final, result, owners[result.index], 0);
+        return { ...base, gates, outcome };
+      }
+    }
+    const outcome: Evaluation['outcome'] =
+      plan.reroute === undefined
+        ? { outcome: 'executed', provider: final.provider }
+        : {
+            outcome: 'rerouted',
+            provider: final.provider,
+            originalProvider: plan.reroute.from,
+            rule: plan.reroute.rule,
+          };
+    return { ...base, gates, outcome };
   }
 
   subscribe(listener: OutcomeListener): () => void {
@@ -249,7 +495,23 @@ class Pipeline implements Gateway {
         this.abort.abort(new SyError('SY_ERR_SHUTTING_DOWN', 'aborted by shutdown timeout'));
       }
     }
+    this.rules.close();
     await this.audit.flush();
     await this.providers.closeAll();
+    if (this.ownsState) await this.state.close();
   }
+}
+
+function elapsed(startedAt: number): number {
+  return Math.round(performance.now() - startedAt);
+}
+
+function unavailable(backend: string, operation: string, err: unknown): SyError {
+  if (isSyError(err) && err.code === 'SY_ERR_STATE_UNAVAILABLE') return err;
+  return new SyError(
+    'SY_ERR_STATE_UNAVAILABLE',
+    `the ${backend} state store is unavailable (${operation}): ${(err as Error).message}`,
+    { backend, operation, retryAfterMs: 1000 },
+    { cause: err },
+  );
 }

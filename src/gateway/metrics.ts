@@ -76,6 +76,16 @@ export class GatewayMetrics {
     );
   }
 
+  private readonly replays = new Counter({
+    name: 'switchyard_idempotent_replays_total',
+    help: 'Repeated action ids answered with the stored first outcome.',
+    registers: [this.registry],
+  });
+
+  countReplay(): void {
+    this.replays.inc();
+  }
+
   countRejected(code: string): void {
     this.rejected.labels(code).inc();
   }

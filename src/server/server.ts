@@ -12,6 +12,7 @@ import { errorHandler } from './errors.js';
 import { registerApiKeyAuth } from './auth.js';
 import { dispatchRoutes } from './routes/dispatch.js';
 import { opsRoutes } from './routes/ops.js';
+import { rulesRoutes } from './routes/rules.js';
 import { VERSION } from '../core/version.js';
 
 export interface ServerOptions extends GatewayOptions {
@@ -103,6 +104,7 @@ export async function buildServer(
 
   dispatchRoutes(app, gateway, config.server.batchMaxSize);
   opsRoutes(app, gateway, () => closing);
+  rulesRoutes(app, gateway);
   app.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
 
   // Node closes idle keep-alive connections once, when close() starts; a connection busy at that
