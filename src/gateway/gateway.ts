@@ -154,6 +154,7 @@ class Pipeline implements Gateway {
       this.logger,
       options.providers,
     );
+    this.metrics.trackInFlight(() => this.inFlight);
     this.executor = new Executor(this.metrics, this.logger, this.abort.signal);
     this.clock = options.clock ?? systemClock;
     this.ownsState = options.state === undefined;
@@ -208,7 +209,6 @@ class Pipeline implements Gateway {
     }
     const startedAt = performance.now();
     this.inFlight++;
-    this.metrics.inFlight.inc();
     try {
       const action = this.normalize(input);
       // Only a client-supplied id can repeat; generated ids skip idempotency entirely.
@@ -225,7 +225,6 @@ class Pipeline implements Gateway {
       }
     } finally {
       this.inFlight--;
-      this.metrics.inFlight.dec();
       if (this.inFlight === 0 && this.drained !== undefined) this.drained();
     }
   }

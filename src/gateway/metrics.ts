@@ -1,14 +1,16 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
+import {
+  LiveCounter,
+  LiveHistogram,
+  type CounterSeries,
+  type HistogramSeries,
+} from './live-metrics.js';
 import type { OutcomeKind } from '../core/outcome.js';
 
-type Child<T> = ReturnType<
-  T extends Counter<string> ? Counter<string>['labels'] : Histogram<string>['labels']
->;
-
-interface ProviderChildren {
-  dispatches: Partial<Record<OutcomeKind, Child<Counter<string>>>>;
-  dispatchSeconds: Partial<Record<OutcomeKind, Child<Histogram<string>>>>;
-  providerSeconds: Partial<Record<OutcomeKind, Child<Histogram<string>>>>;
+interface ProviderSeries {
+  dispatches: Partial<Record<OutcomeKind, CounterSeries>>;
+  dispatchSeconds: Partial<Record<OutcomeKind, HistogramSeries>>;
+  providerSeconds: Partial<Record<OutcomeKind, HistogramSeries>>;
 }
 
 const LATENCY_BUCKETS = [
@@ -18,43 +20,62 @@ const LATENCY_BUCKETS = [
 
 /**
  * The gateway's Prometheus metrics, in a registry of its own (two gateways in one process do not
- * collide). Labelled children are cached per provider and outcome so that recording an outcome
- * costs no label hashing on the hot path.
+ * collide). Per-dispatch series are plain numbers (live-metrics.ts) found through a per-provider
+ * cache, so recording an outcome allocates nothing and hashes no labels.
  */
 export class GatewayMetrics {
   readonly registry = new Registry();
-  private readonly dispatches = new Counter({
-    name: 'switchyard_dispatches_total',
-    help: 'Actions dispatched, by final outcome and provider.',
-    labelNames: ['outcome', 'provider'] as const,
-    registers: [this.registry],
-  });
-  private readonly dispatchSeconds = new Histogram({
-    name: 'switchyard_dispatch_duration_seconds',
-    help: 'Time from accepting an action to its outcome, by outcome and provider.',
-    labelNames: ['outcome', 'provider'] as const,
-    buckets: LATENCY_BUCKETS,
-    registers: [this.registry],
-  });
-  private readonly providerSeconds = new Histogram({
-    name: 'switchyard_provider_duration_seconds',
-    help: 'Time a provider took to execute an action, by provider and result.',
-    labelNames: ['provider', 'outcome'] as const,
-    buckets: LATENCY_BUCKETS,
-    registers: [this.registry],
-  });
-  readonly inFlight = new Gauge({
-    name: 'switchyard_actions_in_flight',
-    help: 'Actions accepted and not yet answered.',
-    registers: [this.registry],
-  });
+  private readonly dispatches = new LiveCounter(
+    'switchyard_dispatches_total',
+    'Actions dispatched, by final outcome and provider.',
+  );
+  private readonly dispatchSeconds = new LiveHistogram(
+    'switchyard_dispatch_duration_seconds',
+    'Time from accepting an action to its outcome, by outcome and provider.',
+    LATENCY_BUCKETS,
+  );
+  private readonly providerSeconds = new LiveHistogram(
+    'switchyard_provider_duration_seconds',
+    'Time a provider took to execute an action, by provider and result.',
+    LATENCY_BUCKETS,
+  );
   private readonly rejected = new Counter({
     name: 'switchyard_rejected_requests_total',
     help: 'Requests or actions rejected before dispatch, by error code.',
     labelNames: ['code'] as const,
     registers: [this.registry],
   });
-  private readonly byProvider = new Map<string, ProviderChildren>();
+  private readonly replays = new Counter({
+    name: 'switchyard_idempotent_replays_total',
+    help: 'Repeated action ids answered with the stored first outcome.',
+    registers: [this.registry],
+  });
+  private readonly byProvider = new Map<string, ProviderSeries>();
+
+  constructor() {
+    for (const m of [this.dispatches, this.dispatchSeconds, this.providerSeconds]) {
+      this.registry.registerMetric(m as unknown as Metric);
+    }
+  }
+
+  private readonly inFlightReaders: (() => number)[] = [];
+
+  /** Reports the sum of `read()`s as switchyard_actions_in_flight at scrape time (no per-dispatch work). */
+  trackInFlight(read: () => number): void {
+    const readers = this.inFlightReaders;
+    readers.push(read);
+    if (readers.length > 1) return;
+    new Gauge({
+      name: 'switchyard_actions_in_flight',
+      help: 'Actions accepted and not yet answered.',
+      registers: [this.registry],
+      collect() {
+        let n = 0;
+        for (const r of readers) n += r();
+        this.set(n);
+      },
+    });
+  }
 
   /** Adds process_* and nodejs_* metrics (CPU, memory, event loop lag); the server enables it. */
   collectProcessMetrics(): void {
@@ -62,35 +83,29 @@ export class GatewayMetrics {
   }
 
   observeOutcome(provider: string, outcome: OutcomeKind, gatewaySeconds: number): void {
-    const c = this.children(provider);
-    (c.dispatches[outcome] ??= this.dispatches.labels(outcome, provider)).inc();
-    (c.dispatchSeconds[outcome] ??= this.dispatchSeconds.labels(outcome, provider)).observe(
+    const c = this.series(provider);
+    (c.dispatches[outcome] ??= this.dispatches.at({ outcome, provider })).value++;
+    (c.dispatchSeconds[outcome] ??= this.dispatchSeconds.at({ outcome, provider })).observe(
       gatewaySeconds,
     );
   }
 
   observeProvider(provider: string, outcome: OutcomeKind, seconds: number): void {
-    const c = this.children(provider);
-    (c.providerSeconds[outcome] ??= this.providerSeconds.labels(provider, outcome)).observe(
+    const c = this.series(provider);
+    (c.providerSeconds[outcome] ??= this.providerSeconds.at({ provider, outcome })).observe(
       seconds,
     );
-  }
-
-  private readonly replays = new Counter({
-    name: 'switchyard_idempotent_replays_total',
-    help: 'Repeated action ids answered with the stored first outcome.',
-    registers: [this.registry],
-  });
-
-  countReplay(): void {
-    this.replays.inc();
   }
 
   countRejected(code: string): void {
     this.rejected.labels(code).inc();
   }
 
-  private children(provider: string): ProviderChildren {
+  countReplay(): void {
+    this.replays.inc();
+  }
+
+  private series(provider: string): ProviderSeries {
     let c = this.byProvider.get(provider);
     if (c === undefined) {
       c = { dispatches: {}, dispatchSeconds: {}, providerSeconds: {} };
