@@ -72,11 +72,20 @@ describe('docs/errors.md', () => {
 
 describe('docs/configuration.md', () => {
   const sections = ConfigSchema.properties as unknown as Record<string, SchemaNode>;
-  const keys = ['server', 'log'].flatMap((name) => keysOf(sections[name] as SchemaNode, name));
+  // Every section but `providers`, whose keys depend on the provider type (checked below).
+  const keys = Object.keys(sections)
+    .filter((name) => name !== 'providers')
+    .flatMap((name) => keysOf(sections[name] as SchemaNode, name));
 
   it('covers at least the known keys (the walk found the schema)', () => {
     expect(keys).toContain('server.port');
     expect(keys).toContain('log.level');
+    expect(keys).toContain('rules.directory');
+    expect(keys).toContain('state.idempotencyTtl');
+  });
+
+  it.each(Object.keys(sections))('has a section for %s', (name) => {
+    expect(section(configDoc, `## \`${name}\``)).not.toBe('');
   });
 
   it.each(keys)('documents %s', (key) => {
@@ -101,7 +110,8 @@ describe('docs/configuration.md', () => {
 
   it('names no override variable the code does not support', () => {
     const known = new Set(overrideVariables());
-    const named = configDoc.match(/\bSWITCHYARD_(?:SERVER|LOG|PROVIDERS)_[A-Z0-9_]+\b/g) ?? [];
+    const named =
+      configDoc.match(/\bSWITCHYARD_(?:SERVER|LOG|PROVIDERS|RULES|STATE)_[A-Z0-9_]+\b/g) ?? [];
     expect(named.filter((n) => !known.has(n))).toEqual([]);
   });
 });
@@ -122,6 +132,8 @@ describe('links between the docs', () => {
     'docs/conventions.md',
     'docs/errors.md',
     'docs/library.md',
+    'docs/rules.md',
+    'docs/state.md',
   ];
 
   it.each(files)('%s links only to files that exist', (file) => {

@@ -55,13 +55,41 @@ cli
     process.exitCode = await dispatchCommand(file === undefined ? file : fromStdinArg(file), flags);
   });
 
+cli
+  .command('rules lint <dir>', 'Check every rule file in a directory; report all errors')
+  .option('--config <file>', "Also check reroute targets against this config's providers")
+  .option('--json', 'Print { ok, files, rules, errors } as JSON')
+  .example('switchyard rules lint examples/rules --config examples/with-rules.yaml')
+  .action(async (dir: string, flags: Record<string, unknown>) => {
+    const { rulesLintCommand } = await import('./commands/rules.js');
+    process.exitCode = rulesLintCommand(dir, flags);
+  });
+
+cli
+  .command('rules test <dir>', 'Run rule test cases (actions + expected outcomes) on a fake clock')
+  .option('--cases <file>', 'YAML file of test cases (required)')
+  .option('--config <file>', 'Config whose provider names the rules run with')
+  .option('--json', 'Print the report as JSON')
+  .example('switchyard rules test examples/rules --cases examples/rules.cases.yaml')
+  .action(async (dir: string, flags: Record<string, unknown>) => {
+    const { rulesTestCommand } = await import('./commands/rules.js');
+    process.exitCode = await rulesTestCommand(dir, flags);
+  });
+
+/* cac matches a command by one word: `rules lint ...` reaches it as the argument "rules lint". */
+const NOUN_VERBS = new Set(cli.commands.map((c) => c.name).filter((n) => n.includes(' ')));
+const joinNounVerb = (argv: string[]): string[] =>
+  NOUN_VERBS.has(`${argv[2]} ${argv[3]}`)
+    ? [...argv.slice(0, 2), `${argv[2]} ${argv[3]}`, ...argv.slice(4)]
+    : argv;
+
 cli.help();
 cli.version(VERSION);
 
 async function main(): Promise<void> {
   try {
     cli.parse(
-      process.argv.map((arg, i) => (i > 1 && arg === '-' ? STDIN_ARG : arg)),
+      joinNounVerb(process.argv.map((arg, i) => (i > 1 && arg === '-' ? STDIN_ARG : arg))),
       { run: false },
     );
     if (cli.matchedCommand === undefined && !cli.options.help && !cli.options.version) {

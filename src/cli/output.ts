@@ -11,6 +11,10 @@ const USAGE_CODES = new Set([
   'SY_ERR_CONFIG_PARSE',
   'SY_ERR_CONFIG_READ',
   'SY_ERR_CONFIG_ENV',
+  // Rule files are configuration too: `serve` with a broken one refuses to start.
+  'SY_ERR_RULE_PARSE',
+  'SY_ERR_RULE_INVALID',
+  'SY_ERR_RULE_READ',
 ]);
 
 const color = process.stderr.isTTY && !process.env.NO_COLOR;

@@ -6,7 +6,12 @@ import { ajv } from '../core/validate.js';
 import { parseDuration, parseSize } from '../core/units.js';
 import { providerTypeMap } from '../providers/registry.js';
 import type { ProviderType } from '../providers/provider.js';
-import { ConfigSchema, type ConfigInput, type ResolvedConfig } from './schema.js';
+import {
+  ConfigSchema,
+  type ConfigInput,
+  type ResolvedConfig,
+  type StateBackend,
+} from './schema.js';
 import { interpolateDocument } from './interpolate.js';
 import { NO_LOCATION, parseYamlSource, schemaError, type Locate } from '../core/yaml-source.js';
 import { applyEnvOverrides } from './env-overrides.js';
@@ -14,7 +19,12 @@ import { applyEnvOverrides } from './env-overrides.js';
 const checkTop: ValidateFunction<ConfigInput> = ajv.compile<ConfigInput>(ConfigSchema);
 const providerChecks = new WeakMap<ProviderType<never>, ValidateFunction>();
 
+/** Where `switchyard serve` keeps state by default (relative to the working directory). */
+export const DEFAULT_SQLITE_PATH = './switchyard-data/state.db';
+
 export interface LoadOptions {
+  /** The state backend when the config names none (serve: sqlite; library: memory). */
+  defaultStateBackend?: StateBackend;
   /** Environment for `${VAR}` interpolation and SWITCHYARD_* overrides. Default process.env. */
   env?: NodeJS.ProcessEnv;
   /** Provider types beyond the built-in ones (library use). */
@@ -110,6 +120,14 @@ export function resolveConfig(
 
   const rules = (config.rules ?? {}) as NonNullable<ConfigInput['rules']>;
   const state = (config.state ?? {}) as NonNullable<ConfigInput['state']>;
+  const backend = state.backend ?? options.defaultStateBackend ?? 'memory';
+  if ((backend === 'redis' || backend === 'postgres') && state.url === undefined) {
+    throw new SyError(
+      'SY_ERR_CONFIG_INVALID',
+      `${locate(['state'], false)}state.url is required for state.backend ${backend}`,
+      { field: 'state.url' },
+    );
+  }
   const server = (config.server ?? {}) as NonNullable<ConfigInput['server']>;
   const log = (config.log ?? {}) as NonNullable<ConfigInput['log']>;
   return {
@@ -137,7 +155,12 @@ export function resolveConfig(
       inline: rules.inline ?? [],
     },
     state: {
-      backend: state.backend ?? 'memory',
+      backend,
+      path: state.path ?? DEFAULT_SQLITE_PATH,
+      url: state.url,
+      prefix: state.prefix,
+      pool: state.pool ?? 10,
+      migrate: state.migrate ?? true,
       idempotencyTtlMs: parseDuration(state.idempotencyTtl) ?? 86_400_000,
     },
     locate,

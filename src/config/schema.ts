@@ -75,10 +75,50 @@ export const RulesConfigSchema = Type.Object(
   { additionalProperties: false },
 );
 
+export const STATE_BACKENDS = ['memory', 'sqlite', 'redis', 'postgres'] as const;
+export type StateBackend = (typeof STATE_BACKENDS)[number];
+
 export const StateConfigSchema = Type.Object(
   {
     backend: Type.Optional(
-      Type.Enum(['memory'], { description: 'Where gate state lives. Default memory.' }),
+      Type.Enum([...STATE_BACKENDS], {
+        description:
+          'Where gate state lives. Default: sqlite for `switchyard serve`, memory for createGateway().',
+      }),
+    ),
+    path: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description:
+          'sqlite: the database file, relative to the working directory. Default ./switchyard-data/state.db.',
+      }),
+    ),
+    url: Type.Optional(
+      Type.String({
+        pattern: '^(redis|rediss|postgres|postgresql)://',
+        description:
+          'redis / postgres: connection URL (use ${ENV_VAR} for credentials). Required for them.',
+      }),
+    ),
+    prefix: Type.Optional(
+      Type.String({
+        maxLength: 64,
+        description:
+          'Key prefix (redis, sqlite) or table prefix (postgres), to share one server between gateways. Default sy: (redis), switchyard_ (postgres), none (sqlite).',
+      }),
+    ),
+    pool: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 200,
+        description: 'postgres: connection pool size. Default 10.',
+      }),
+    ),
+    migrate: Type.Optional(
+      Type.Boolean({
+        description:
+          'Apply pending schema migrations (sqlite, postgres) when the gateway starts. Default true.',
+      }),
     ),
     idempotencyTtl: Type.Optional(
       Duration(
@@ -135,7 +175,15 @@ export interface ResolvedConfig {
     watch: boolean;
     inline: unknown[];
   };
-  readonly state: { backend: 'memory'; idempotencyTtlMs: number };
+  readonly state: {
+    backend: StateBackend;
+    path: string;
+    url: string | undefined;
+    prefix: string | undefined;
+    pool: number;
+    migrate: boolean;
+    idempotencyTtlMs: number;
+  };
   /** Positions in the config file (for errors in sections compiled later, like inline rules). */
   readonly locate: Locate;
   readonly providers: Record<string, { type: string } & Record<string, unknown>>;

@@ -90,6 +90,8 @@ export interface Gateway {
   readonly providers: ProviderRegistry;
   readonly rules: RuleEngine;
   readonly state: StateStore;
+  /** Connects the state store and applies its migrations; rejects with SY_ERR_STATE_UNAVAILABLE. */
+  ready(): Promise<void>;
   /** Stops accepting actions, waits for in-flight ones (up to `timeoutMs`), closes providers. */
   close(timeoutMs?: number): Promise<void>;
 }
@@ -158,6 +160,13 @@ class Pipeline implements Gateway {
     this.executor = new Executor(this.metrics, this.logger, this.abort.signal);
     this.clock = options.clock ?? systemClock;
     this.ownsState = options.state === undefined;
+    if (options.state === undefined && this.config.state.backend !== 'memory') {
+      throw new SyError(
+        'SY_ERR_CONFIG_INVALID',
+        `state.backend ${this.config.state.backend} is not available in this build yet; use memory`,
+        { field: 'state.backend' },
+      );
+    }
     this.state = options.state ?? new MemoryStateStore();
     this.rules = new RuleEngine({
       directory: this.config.rules.directory,
@@ -246,6 +255,7 @@ class Pipeline implements Gateway {
       ops = [
         {
           kind: 'idempotency',
+          scope: `${action.namespace}|${action.tenant}`,
           key: idempotencyKey,
           ttlMs: this.config.state.idempotencyTtlMs,
           actionId: action.id,
@@ -337,16 +347,18 @@ class Pipeline implements Gateway {
     outcome: Outcome,
   ): Promise<void> | undefined {
     const ok = succeeded(outcome);
+    const scope = `${action.namespace}|${action.tenant}`;
     const ops: SettleOp[] = [];
     for (const d of plan.dedups) {
       const op = ok || d.onFailure === 'keep' ? 'commit' : 'release';
-      ops.push({ op, gate: 'dedup', key: d.key, actionId: action.id, outcome: undefined });
+      ops.push({ op, scope, gate: 'dedup', key: d.key, actionId: action.id, outcome: undefined });
     }
     if (idempotencyKey !== undefined) {
       ops.push(
         ok
           ? {
               op: 'commit',
+              scope,
               gate: 'idempotency',
               key: idempotencyKey,
               actionId: action.id,
@@ -354,6 +366,7 @@ class Pipeline implements Gateway {
             }
           : {
               op: 'release',
+              scope,
               gate: 'idempotency',
               key: idempotencyKey,
               actionId: action.id,
@@ -405,6 +418,14 @@ class Pipeline implements Gateway {
     }
   }
 
+  async ready(): Promise<void> {
+    try {
+      await this.state.init?.();
+    } catch (err) {
+      throw unavailable(this.state.backend, 'init', err);
+    }
+  }
+
   async evaluate(input: ActionInput): Promise<Evaluation> {
     const action = this.normalize(input);
     const { rules, plan } = this.rules.explain(action);
@@ -414,6 +435,7 @@ class Pipeline implements Gateway {
     if (input.id !== undefined) {
       ops.push({
         kind: 'idempotency',
+        scope: `${action.namespace}|${action.tenant}`,
         key: `idem|${action.namespace}|${action.tenant}|${action.id}`,
         ttlMs: this.config.state.idempotencyTtlMs,
         actionId: action.id,

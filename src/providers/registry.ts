@@ -40,6 +40,8 @@ export class ProviderRegistry {
   ): ProviderRegistry {
     const registry = new ProviderRegistry();
     for (const [name, config] of Object.entries(configs)) {
+      // An instance passed in code replaces the config entry: do not build (and leak) both.
+      if (Object.hasOwn(instances, name)) continue;
       const type = types.get(config.type);
       if (type === undefined) {
         // The config loader already rejects unknown types; this guards library callers.

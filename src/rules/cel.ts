@@ -50,6 +50,14 @@ export function compileCel(
   if (expr.length > MAX_EXPRESSION_LENGTH) {
     throw new RulePathError(path, `is longer than ${MAX_EXPRESSION_LENGTH} characters`);
   }
+  // CEL's matches() takes its pattern at run time, beyond the load-time ReDoS check: use the
+  // `matches` predicate instead, whose pattern is checked.
+  if (/\bmatches\s*\(/.test(expr)) {
+    throw new RulePathError(
+      path,
+      'must not call matches(); use a `field` predicate with the `matches` operator, whose regex is checked for ReDoS',
+    );
+  }
   let evaluate: (ctx: Record<string, unknown>) => unknown;
   try {
     const checked = env.check(expr);

@@ -1,4 +1,5 @@
 import safeRegex from 'safe-regex2';
+import { RE2JS } from 're2js';
 import type { Action } from '../core/action.js';
 import { checkFieldPath, compileField, type FieldGetter } from './fields.js';
 import { compileCel, type CelProgram } from './cel.js';
@@ -122,15 +123,14 @@ function checkOperand(op: Operator, value: unknown, path: (string | number)[]): 
       if (typeof value !== 'string') return fail('must be a string (a regular expression)');
       if (value.length > MAX_REGEX_LENGTH) fail(`must be at most ${MAX_REGEX_LENGTH} characters`);
       try {
-        new RegExp(value, 'u');
+        compileRegex(value);
       } catch (err) {
-        fail(`is not a valid regular expression: ${(err as Error).message}`);
-      }
-      if (!safeRegex(value)) {
         fail(
-          `"${value}" can backtrack catastrophically (ReDoS); rewrite it without nested quantifiers`,
+          `is not a valid RE2 regular expression (no backreferences or lookaround): ${(err as Error).message}`,
         );
       }
+      const problem = backtrackingProblem(value);
+      if (problem !== undefined) fail(problem);
       return;
     }
     case 'gt':
@@ -149,6 +149,25 @@ function checkOperand(op: Operator, value: unknown, path: (string | number)[]): 
     default:
       return;
   }
+}
+
+/**
+ * Patterns run on RE2 (re2js): matching time is linear in the input whatever the pattern, so no
+ * rule can hang the process on a crafted payload. Patterns that would backtrack catastrophically
+ * in a backtracking engine (nested quantifiers, found by safe-regex2) are still rejected at load,
+ * with a clear message: they are almost always a mistake, and the rule file may be reused with
+ * other tools. Returns the problem, or undefined.
+ */
+export function backtrackingProblem(pattern: string): string | undefined {
+  if (!safeRegex(pattern)) {
+    return `"${pattern}" can backtrack catastrophically (ReDoS): it nests quantifiers, e.g. (a+)+; rewrite it without a quantifier inside a quantified group`;
+  }
+  return undefined;
+}
+
+/** Compiles a pattern for RE2 (linear time); throws with RE2's reason when unsupported. */
+export function compileRegex(pattern: string): RE2JS {
+  return RE2JS.compile(pattern);
 }
 
 /** Structural equality for JSON values. */
@@ -188,7 +207,10 @@ function compilePredicate(op: Operator, value: unknown): (v: unknown) => boolean
     case 'in':
     case 'not_in': {
       const list = value as unknown[];
-      const scalars = new Set(list.filter((x) => x === null || typeof x !== 'object'));
+      // NaN is left out: the Set would match it (SameValueZero), the reference `===` does not.
+      const scalars = new Set(
+        list.filter((x) => x === null || (typeof x !== 'object' && !Number.isNaN(x))),
+      );
       const objects = list.filter((x) => x !== null && typeof x === 'object');
       const member = (v: unknown): boolean =>
         scalars.has(v) || (objects.length > 0 && objects.some((o) => jsonEqual(v, o)));
@@ -198,7 +220,7 @@ function compilePredicate(op: Operator, value: unknown): (v: unknown) => boolean
       return (v) =>
         typeof v === 'string'
           ? typeof value === 'string' && v.includes(value)
-          : Array.isArray(v) && v.includes(value);
+          : Array.isArray(v) && v.indexOf(value) !== -1;
     case 'starts_with': {
       const s = value as string;
       return (v) => typeof v === 'string' && v.startsWith(s);
@@ -208,7 +230,7 @@ function compilePredicate(op: Operator, value: unknown): (v: unknown) => boolean
       return (v) => typeof v === 'string' && v.endsWith(s);
     }
     case 'matches': {
-      const re = new RegExp(value as string, 'u');
+      const re = compileRegex(value as string);
       return (v) => typeof v === 'string' && re.test(v);
     }
     case 'gt':
@@ -331,7 +353,7 @@ function interpret(op: Operator, v: unknown, value: unknown): boolean {
         v.slice(v.length - (value as string).length) === value
       );
     case 'matches':
-      return typeof v === 'string' && new RegExp(value as string, 'u').test(v);
+      return typeof v === 'string' && compileRegex(value as string).test(v);
     case 'gt':
     case 'gte':
     case 'lt':

@@ -68,8 +68,29 @@ export function compileRule(
   path: (string | number)[] = [],
   locate: Locate = NO_LOCATION,
 ): CompiledRule {
-  if (!checkRule(raw))
-    throw schemaError('SY_ERR_RULE_INVALID', checkRule.errors?.[0], path, locate);
+  if (!checkRule(raw)) {
+    const name =
+      raw !== null &&
+      typeof raw === 'object' &&
+      typeof (raw as { name?: unknown }).name === 'string'
+        ? (raw as { name: string }).name
+        : undefined;
+    const err = schemaError(
+      'SY_ERR_RULE_INVALID',
+      checkRule.errors?.[0],
+      path,
+      locate,
+      name === undefined ? {} : { rule: name },
+    );
+    if (name === undefined) throw err;
+    // Name the rule in the sentence too, like every other rule error.
+    const at = err.message.match(/^(.*?:\d+:\d+: )/)?.[1] ?? '';
+    throw new SyError(
+      'SY_ERR_RULE_INVALID',
+      `${at}rule "${name}": ${err.message.slice(at.length)}`,
+      err.details,
+    );
+  }
   const r = raw as {
     name: string;
     description?: string;

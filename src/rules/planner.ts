@@ -99,11 +99,17 @@ export function plan(
             gateRules: gateRules ?? NONE,
             dedups: dedups ?? NONE,
             suppressed: { rule: rule.name, reason: effect.reason },
-            reroute,
+            reroute: cur.provider === action.provider ? undefined : reroute,
           };
         case 'deduplicate': {
           const key = scoped('dedup', rule.name, cur, effect.key(cur));
-          (gates ??= []).push({ kind: 'dedup', key, ttlMs: effect.ttlMs, actionId: cur.id });
+          (gates ??= []).push({
+            kind: 'dedup',
+            key,
+            ttlMs: effect.ttlMs,
+            actionId: cur.id,
+            scope: `${cur.namespace}|${cur.tenant}`,
+          });
           (gateRules ??= []).push(rule.name);
           (dedups ??= []).push({ key, onFailure: effect.onFailure });
           break;
@@ -111,6 +117,7 @@ export function plan(
         case 'throttle':
           (gates ??= []).push({
             kind: 'throttle',
+            scope: `${cur.namespace}|${cur.tenant}`,
             key: scoped('throttle', rule.name, cur, effect.key(cur)),
             limits: effect.limits,
           });

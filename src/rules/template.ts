@@ -33,7 +33,11 @@ export function compileTemplate(
     const field = m[1] as string;
     const problem = checkFieldPath(field);
     if (problem !== undefined) throw new RulePathError(path, `{{${field}}}: "${field}" ${problem}`);
-    literals.push(template.slice(last, m.index));
+    const literal = template.slice(last, m.index);
+    if (literal.includes('{{') || literal.includes('}}')) {
+      throw new RulePathError(path, 'has an unclosed or empty {{ }} placeholder');
+    }
+    literals.push(literal);
     getters.push(compileField(field, timeZone));
     last = (m.index ?? 0) + m[0].length;
   }

@@ -40,7 +40,11 @@ export interface IdempotencyOp {
   readonly actionId: string;
 }
 
-export type GateOp = DedupOp | ThrottleOp | IdempotencyOp;
+/**
+ * Every op may carry a `scope` (the gateway sets `namespace|tenant`): all ops of one gate() call
+ * share it, and a sharded backend keeps a scope's keys together (Redis Cluster hash tags).
+ */
+export type GateOp = (DedupOp | ThrottleOp | IdempotencyOp) & { readonly scope?: string };
 
 export type GateResult =
   | { readonly pass: true }
@@ -76,15 +80,51 @@ export const PASS: GateResult = Object.freeze({ pass: true });
  */
 export interface SettleOp {
   readonly op: 'commit' | 'release';
+  /** The scope of the gate op this settles (see GateOp). */
+  readonly scope?: string;
   readonly gate: 'dedup' | 'idempotency';
   readonly key: string;
   readonly actionId: string;
   readonly outcome: string | undefined;
 }
 
+/** A stored value with its version (for compare-and-set) and expiry (epoch ms, or null). */
+export interface Versioned {
+  readonly value: string;
+  readonly version: number;
+  readonly expiresAt: number | null;
+}
+
+/** A lease: who holds a named lock, until when, and its fencing token. */
+export interface Lease {
+  readonly name: string;
+  readonly holder: string;
+  /** Strictly increases every time the lease changes hands: stale holders can be fenced off. */
+  readonly token: number;
+  readonly expiresAt: number;
+}
+
+/** Background work waiting for its time: a scheduled action, a group flush, a retry. */
+export interface DueItem {
+  readonly queue: string;
+  readonly id: string;
+  readonly dueAt: number;
+  readonly payload: string;
+  /** How many times it was claimed before (1 on the first claim). */
+  readonly attempts: number;
+}
+
 export interface StateStore {
   /** Backend name for messages and metrics: "memory", "sqlite", "redis", "postgres". */
   readonly backend: string;
+
+  /**
+   * Connects and applies pending migrations. Optional: stores that need no async setup omit it;
+   * stores that have it also wait for it internally, so calling it first is about failing fast
+   * (serve awaits it before listening), not about correctness.
+   */
+  init?(): Promise<void>;
+
   /**
    * Decides all ops atomically at time `now` (epoch ms). With `dryRun`, reports what would
    * happen and applies nothing (used by the rules dry run).
@@ -93,5 +133,71 @@ export interface StateStore {
   gate(ops: readonly GateOp[], now: number, dryRun?: boolean): MaybePromise<GateResult>;
   /** Applies settle ops; each op is independent and idempotent. */
   settle(ops: readonly SettleOp[], now: number): MaybePromise<void>;
+
+  /** The live value of a key (an expired key is absent). */
+  get(key: string, now: number): MaybePromise<Versioned | undefined>;
+  /**
+   * Writes a key. With `ifVersion`, only when the current version equals it (0 = only when the
+   * key is absent or expired): an atomic compare-and-set. Returns the new version, or
+   * undefined when the condition failed (nothing written).
+   */
+  set(
+    key: string,
+    value: string,
+    options: { ttlMs?: number; ifVersion?: number },
+    now: number,
+  ): MaybePromise<number | undefined>;
+  /** Deletes a key (only at `ifVersion` when given); true when something was deleted. */
+  delete(key: string, options: { ifVersion?: number }, now: number): MaybePromise<boolean>;
+
+  /**
+   * Takes a named lease for `holder` when it is free or expired (or already `holder`'s, which
+   * renews it). Returns the lease, or undefined when someone else holds it. A change of holder
+   * increments the fencing token.
+   */
+  acquireLease(
+    name: string,
+    holder: string,
+    ttlMs: number,
+    now: number,
+  ): MaybePromise<Lease | undefined>;
+  /** Extends a lease still held by `holder` with `token`; false when it was lost. */
+  renewLease(
+    name: string,
+    holder: string,
+    token: number,
+    ttlMs: number,
+    now: number,
+  ): MaybePromise<boolean>;
+  /** Gives a lease up (only by its holder with its token); true when released. */
+  releaseLease(name: string, holder: string, token: number): MaybePromise<boolean>;
+
+  /** Adds or replaces (by queue + id) an item due at `dueAt`; replacing clears any claim. */
+  putDue(queue: string, id: string, dueAt: number, payload: string): MaybePromise<void>;
+  /**
+   * Claims up to `limit` items of `queue` that are due at `now` and not claimed (or whose claim
+   * expired), oldest first, for `holder` for `leaseMs`. Two callers never get the same item
+   * while a claim is live; a crashed holder's items come back once its claim expires.
+   */
+  claimDue(
+    queue: string,
+    limit: number,
+    holder: string,
+    leaseMs: number,
+    now: number,
+  ): MaybePromise<DueItem[]>;
+  /** Removes a claimed item (done); only by the holder of its claim. */
+  ackDue(queue: string, id: string, holder: string): MaybePromise<boolean>;
+  /** Moves a claimed item to a new time (and payload), releasing the claim; only by its holder. */
+  rescheduleDue(
+    queue: string,
+    id: string,
+    holder: string,
+    dueAt: number,
+    payload?: string,
+  ): MaybePromise<boolean>;
+
+  /** Deletes expired keys, reservations and windows; returns how many entries were removed. */
+  cleanup(now: number): MaybePromise<number>;
   close(): Promise<void>;
 }

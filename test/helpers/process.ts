@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -36,7 +36,10 @@ export async function startServerProcess(
   env: NodeJS.ProcessEnv = {},
 ): Promise<ServerProcess> {
   const config = writeConfig(configYaml);
+  // Run in the config's own temp folder: the default sqlite state (./switchyard-data) is then
+  // private to this server process.
   const child = spawn(process.execPath, [CLI, 'serve', '--config', config, '--port', '0'], {
+    cwd: dirname(config),
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
