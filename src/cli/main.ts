@@ -78,6 +78,18 @@ cli
 
 /* cac matches a command by one word: `rules lint ...` reaches it as the argument "rules lint". */
 const NOUN_VERBS = new Set(cli.commands.map((c) => c.name).filter((n) => n.includes(' ')));
+cli
+  .command('migrate', 'Create or upgrade the state store schema (sqlite, postgres)')
+  .option(
+    '--config <file>',
+    'Config file (default: ./switchyard.yaml when present, env SWITCHYARD_CONFIG)',
+  )
+  .option('--json', 'Print the applied migrations as JSON')
+  .action(async (flags: Record<string, unknown>) => {
+    const { migrateCommand } = await import('./commands/migrate.js');
+    process.exitCode = await migrateCommand(flags);
+  });
+
 const joinNounVerb = (argv: string[]): string[] =>
   NOUN_VERBS.has(`${argv[2]} ${argv[3]}`)
     ? [...argv.slice(0, 2), `${argv[2]} ${argv[3]}`, ...argv.slice(4)]

@@ -23,7 +23,7 @@ import { noopAuditSink, type AuditSink } from '../audit/sink.js';
 import { GatewayMetrics } from './metrics.js';
 import { RuleEngine, type RuleExplanation } from '../rules/engine.js';
 import type { Plan } from '../rules/planner.js';
-import { MemoryStateStore } from '../state/memory/store.js';
+import { createStateStore } from '../state/create.js';
 import type { GateOp, GateResult, MaybePromise, SettleOp, StateStore } from '../state/store.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { isSyError } from '../core/errors.js';
@@ -60,7 +60,7 @@ export interface GatewayOptions {
   logger?: Logger;
   /** An existing metrics registry holder (the server shares one with its HTTP metrics). */
   metrics?: GatewayMetrics;
-  /** The state store for gates. Default: a MemoryStateStore owned (and closed) by the gateway. */
+  /** The state store for gates. Default: the one `config.state` names, owned (and closed) by the gateway. */
   state?: StateStore;
   /** Time source. Default: the system clock; tests pass a ManualClock. */
   clock?: Clock;
@@ -134,6 +134,7 @@ class Pipeline implements Gateway {
   private readonly audit: AuditSink;
   /** Idempotent actions running in this process, by key: a repeat waits for the same outcome. */
   private readonly running = new Map<string, Promise<Outcome>>();
+  private readonly cleanupTimer: NodeJS.Timeout;
   private readonly abort = new AbortController();
   private listeners: OutcomeListener[] = [];
   private inFlight = 0;
@@ -160,14 +161,11 @@ class Pipeline implements Gateway {
     this.executor = new Executor(this.metrics, this.logger, this.abort.signal);
     this.clock = options.clock ?? systemClock;
     this.ownsState = options.state === undefined;
-    if (options.state === undefined && this.config.state.backend !== 'memory') {
-      throw new SyError(
-        'SY_ERR_CONFIG_INVALID',
-        `state.backend ${this.config.state.backend} is not available in this build yet; use memory`,
-        { field: 'state.backend' },
-      );
-    }
-    this.state = options.state ?? new MemoryStateStore();
+    this.state = options.state ?? createStateStore(this.config.state);
+    // Expired reservations, keys and windows are deleted in the background; every node may do
+    // it (it is idempotent and backends skip rows another node is working on).
+    this.cleanupTimer = setInterval(() => this.cleanup(), CLEANUP_EVERY_MS);
+    this.cleanupTimer.unref();
     this.rules = new RuleEngine({
       directory: this.config.rules.directory,
       inline: this.config.rules.inline,
@@ -418,6 +416,17 @@ class Pipeline implements Gateway {
     }
   }
 
+  private cleanup(): void {
+    const failed = (err: unknown): void =>
+      this.logger.warn({ err, backend: this.state.backend }, 'state cleanup failed');
+    try {
+      const result = this.state.cleanup(this.clock.now());
+      if (result instanceof Promise) result.catch(failed);
+    } catch (err) {
+      failed(err);
+    }
+  }
+
   async ready(): Promise<void> {
     try {
       await this.state.init?.();
@@ -517,21 +526,29 @@ class Pipeline implements Gateway {
       }
     }
     this.rules.close();
+    clearInterval(this.cleanupTimer);
     await this.audit.flush();
     await this.providers.closeAll();
     if (this.ownsState) await this.state.close();
   }
 }
 
+const CLEANUP_EVERY_MS = 60_000;
+
 function elapsed(startedAt: number): number {
   return Math.round(performance.now() - startedAt);
 }
 
 function unavailable(backend: string, operation: string, err: unknown): SyError {
-  if (isSyError(err) && err.code === 'SY_ERR_STATE_UNAVAILABLE') return err;
+  // Always re-issued here: clients get the same details from every backend (and never a
+  // backend's internals such as a file path); the original stays as `cause` for the logs.
+  const message =
+    isSyError(err) && err.code === 'SY_ERR_STATE_UNAVAILABLE'
+      ? err.message
+      : `the ${backend} state store is unavailable (${operation}): ${(err as Error).message}`;
   return new SyError(
     'SY_ERR_STATE_UNAVAILABLE',
-    `the ${backend} state store is unavailable (${operation}): ${(err as Error).message}`,
+    message,
     { backend, operation, retryAfterMs: 1000 },
     { cause: err },
   );

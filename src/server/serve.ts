@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { ResolvedConfig } from '../config/schema.js';
 import { GatewayMetrics } from '../gateway/metrics.js';
 import { buildServer } from './server.js';
+import { createGateway } from '../gateway/gateway.js';
 import { VERSION } from '../core/version.js';
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
@@ -20,7 +21,15 @@ export async function startServer(config: ResolvedConfig, logger: Logger): Promi
   // The served process exports process_* and nodejs_* metrics; embedded gateways do not.
   const metrics = new GatewayMetrics();
   metrics.collectProcessMetrics();
-  const app = await buildServer(config, { logger, metrics });
+  const gateway = createGateway(config, { logger, metrics });
+  try {
+    // Connect the state store and apply its migrations before taking traffic: fail fast.
+    await gateway.ready();
+  } catch (err) {
+    await gateway.close(0);
+    throw err;
+  }
+  const app = await buildServer(config, { logger, gateway });
   await app.listen({ host: config.server.host, port: config.server.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : config.server.port;
@@ -32,6 +41,7 @@ export async function startServer(config: ResolvedConfig, logger: Logger): Promi
       version: VERSION,
       config: config.source ?? null,
       providers: Object.keys(config.providers),
+      state: config.state.backend,
     },
     'switchyard listening',
   );

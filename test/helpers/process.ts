@@ -20,8 +20,10 @@ export interface ServerProcess {
 }
 
 /** Writes a config file into a fresh temp folder and returns its path. */
-export function writeConfig(yaml: string): string {
-  const dir = mkdtempSync(join(tmpdir(), 'switchyard-test-'));
+export function writeConfig(
+  yaml: string,
+  dir = mkdtempSync(join(tmpdir(), 'switchyard-test-')),
+): string {
   const file = join(dir, 'switchyard.yaml');
   writeFileSync(file, yaml);
   return file;
@@ -34,8 +36,10 @@ export function writeConfig(yaml: string): string {
 export async function startServerProcess(
   configYaml: string,
   env: NodeJS.ProcessEnv = {},
+  /** Run in this folder (e.g. to restart a server on the same ./switchyard-data). */
+  dir?: string,
 ): Promise<ServerProcess> {
-  const config = writeConfig(configYaml);
+  const config = writeConfig(configYaml, dir);
   // Run in the config's own temp folder: the default sqlite state (./switchyard-data) is then
   // private to this server process.
   const child = spawn(process.execPath, [CLI, 'serve', '--config', config, '--port', '0'], {

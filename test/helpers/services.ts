@@ -36,3 +36,26 @@ export async function serviceAvailable(name: 'redis' | 'postgres'): Promise<bool
   console.warn(`\n!!! SKIPPED: ${message}. Start it (see README) to run them. !!!\n`);
   return false;
 }
+
+/** Drops the tables and functions a test created in `public` under a table prefix. */
+export async function dropPostgresPrefix(prefix: string): Promise<void> {
+  const { default: pg } = await import('pg');
+  const client = new pg.Client({ connectionString: POSTGRES_URL });
+  await client.connect();
+  try {
+    const like = `${prefix.replace(/_/g, '\\_')}%`;
+    const tables = await client.query<{ name: string }>(
+      "select tablename as name from pg_tables where schemaname = 'public' and tablename like $1",
+      [like],
+    );
+    for (const t of tables.rows)
+      await client.query(`drop table if exists public."${t.name}" cascade`);
+    const fns = await client.query<{ sig: string }>(
+      "select p.oid::regprocedure::text as sig from pg_proc p join pg_namespace n on n.oid = p.pronamespace where n.nspname = 'public' and p.proname like $1",
+      [like],
+    );
+    for (const f of fns.rows) await client.query(`drop function if exists ${f.sig} cascade`);
+  } finally {
+    await client.end();
+  }
+}

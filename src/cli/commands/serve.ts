@@ -38,8 +38,8 @@ export async function serveCommand(flags: Record<string, unknown>): Promise<void
   const file = configPath(flags.config);
   const loaded =
     file === undefined
-      ? resolveConfig({}, { env: process.env })
-      : loadConfigFile(file, { env: process.env });
+      ? resolveConfig({}, { env: process.env, defaultStateBackend: 'sqlite' })
+      : loadConfigFile(file, { env: process.env, defaultStateBackend: 'sqlite' });
   const config = withFlags(loaded, flags);
   const logger = createLogger(config.log.level);
   await serveUntilSignalled(config, logger);
