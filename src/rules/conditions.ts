@@ -277,9 +277,56 @@ export function compileCondition(c: Condition | undefined, timeZone: string | un
     const program: CelProgram = compileCel(c.expr, timeZone, []);
     return (a) => program.test(a);
   }
+  const fused = fusedPredicate(c.field, c.op, c.value);
+  if (fused !== undefined) return fused;
   const get: FieldGetter = compileField(c.field, timeZone);
   const pred = compilePredicate(c.op, c.value);
   return (a) => pred(get(a));
+}
+
+const TOP_LEVEL_STRINGS = new Set(['id', 'namespace', 'tenant', 'provider', 'actionType']);
+
+/**
+ * The most common predicates — equality and membership on a string field or a label — as ONE
+ * closure that reads the field and compares. The generic `pred(get(a))` pair goes through call
+ * sites shared by every predicate in every rule, which V8 cannot inline once many rules exist
+ * (measured ~25 ns per rule at 100 rules); a fused closure has no inner call. Same semantics as
+ * compilePredicate for these cases (checked by the property test).
+ */
+function fusedPredicate(field: string, op: Operator, value: unknown): Test | undefined {
+  if (typeof value !== 'string' && !(Array.isArray(value) && (op === 'in' || op === 'not_in'))) {
+    return undefined;
+  }
+  const dot = field.indexOf('.');
+  const top =
+    dot === -1 && TOP_LEVEL_STRINGS.has(field)
+      ? (field as 'id' | 'namespace' | 'tenant' | 'provider' | 'actionType')
+      : undefined;
+  const label = dot !== -1 && field.startsWith('labels.') ? field.slice(7) : undefined;
+  if (top === undefined && label === undefined) return undefined;
+  if (op === 'eq' && typeof value === 'string') {
+    return top !== undefined
+      ? (a) => a[top] === value
+      : (a) => Object.hasOwn(a.labels, label as string) && a.labels[label as string] === value;
+  }
+  if (op === 'ne' && typeof value === 'string') {
+    return top !== undefined
+      ? (a) => a[top] !== value
+      : (a) => !(Object.hasOwn(a.labels, label as string) && a.labels[label as string] === value);
+  }
+  if (
+    (op === 'in' || op === 'not_in') &&
+    Array.isArray(value) &&
+    value.every((v) => typeof v === 'string')
+  ) {
+    const set = new Set(value as string[]);
+    if (top !== undefined) return op === 'in' ? (a) => set.has(a[top]) : (a) => !set.has(a[top]);
+    const name = label as string;
+    return op === 'in'
+      ? (a) => Object.hasOwn(a.labels, name) && set.has(a.labels[name] as string)
+      : (a) => Object.hasOwn(a.labels, name) && !set.has(a.labels[name] as string);
+  }
+  return undefined;
 }
 
 /** One line of a dry-run explanation: which predicate saw which value. */

@@ -24,7 +24,12 @@ export type Effect =
       readonly limits: readonly { readonly limit: number; readonly windowMs: number }[];
     }
   | { readonly kind: 'reroute'; readonly provider: string }
-  | { readonly kind: 'modify'; readonly apply: (draft: Action) => void };
+  | {
+      readonly kind: 'modify';
+      readonly apply: (draft: Action) => void;
+      /** False for label-only changes: the payload need not be copied for them. */
+      readonly touchesPayload: boolean;
+    };
 
 export const EFFECT_NAMES = [
   'allow',
@@ -181,9 +186,17 @@ export function compileEffect(raw: unknown, path: (string | number)[], ctx: Effe
       return { kind: 'reroute', provider };
     }
     case 'label':
-      return { kind: 'modify', apply: compileModify({ set: prefixed(b) }, at, ctx.timeZone) };
+      return {
+        kind: 'modify',
+        apply: compileModify({ set: prefixed(b) }, at, ctx.timeZone),
+        touchesPayload: false,
+      };
     default:
-      return { kind: 'modify', apply: compileModify(b, at, ctx.timeZone) };
+      return {
+        kind: 'modify',
+        apply: compileModify(b, at, ctx.timeZone),
+        touchesPayload: modifiesPayload(b),
+      };
   }
 }
 
@@ -228,6 +241,15 @@ function target(path: string, at: (string | number)[]): Target {
  * Compiles `modify { set, unset, merge }`. String values in `set` are templates rendered against
  * the action as it was before this effect. Applied to a draft copy, never to the caller's action.
  */
+function modifiesPayload(b: Record<string, unknown>): boolean {
+  const paths = [
+    ...Object.keys((b.set as Record<string, unknown> | undefined) ?? {}),
+    ...((b.unset as string[] | undefined) ?? []),
+  ];
+  const merge = b.merge as { payload?: unknown } | undefined;
+  return merge?.payload !== undefined || paths.some((p) => p.startsWith('payload.'));
+}
+
 function compileModify(
   b: Record<string, unknown>,
   at: (string | number)[],
@@ -259,7 +281,10 @@ function compileModify(
       setPath(
         s.t.root === 'payload' ? draft.payload : draft.labels,
         s.t.segments,
-        structuredClone(rendered[i]),
+        // Strings and numbers are immutable: only objects need their own copy.
+        typeof rendered[i] === 'object' && rendered[i] !== null
+          ? structuredClone(rendered[i])
+          : rendered[i],
       ),
     );
     for (const u of unsets)

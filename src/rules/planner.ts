@@ -40,7 +40,10 @@ export const EMPTY_PLAN: Plan = Object.freeze({
   reroute: undefined,
 });
 
-/** Copy-on-write: the first transform clones the action so the caller's object is never changed. */
+/**
+ * Copy-on-write: the first transform copies the action (and its labels) so the caller's object is
+ * never changed; the payload is deep-copied only when a transform changes it (`withPayload`).
+ */
 function draftOf(a: Action): Action {
   return {
     id: a.id,
@@ -48,7 +51,7 @@ function draftOf(a: Action): Action {
     tenant: a.tenant,
     provider: a.provider,
     actionType: a.actionType,
-    payload: structuredClone(a.payload),
+    payload: a.payload,
     labels: { ...a.labels },
     dedupKey: a.dedupKey,
     fingerprint: a.fingerprint,
@@ -75,6 +78,7 @@ export function plan(
 ): Plan {
   let cur = action;
   let drafted = false;
+  let payloadCopied = false;
   let matched: string[] | undefined;
   let gates: GateOp[] | undefined;
   let gateRules: string[] | undefined;
@@ -137,6 +141,10 @@ export function plan(
           if (!drafted) {
             cur = draftOf(cur);
             drafted = true;
+          }
+          if (effect.touchesPayload && !payloadCopied) {
+            cur.payload = structuredClone(cur.payload);
+            payloadCopied = true;
           }
           effect.apply(cur);
           break;
