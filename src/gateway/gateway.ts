@@ -220,7 +220,7 @@ class Pipeline implements Gateway {
       const action = this.normalize(input);
       // Only a client-supplied id can repeat; generated ids skip idempotency entirely.
       if (input.id === undefined) return await this.process(action, undefined, startedAt);
-      const key = `idem|${action.namespace}|${action.tenant}|${action.id}`;
+      const key = idempotencyKeyOf(action);
       const running = this.running.get(key);
       if (running !== undefined) return await running;
       const pending = this.process(action, key, startedAt);
@@ -250,16 +250,7 @@ class Pipeline implements Gateway {
     }
     let ops = plan.gates;
     if (idempotencyKey !== undefined) {
-      ops = [
-        {
-          kind: 'idempotency',
-          scope: `${action.namespace}|${action.tenant}`,
-          key: idempotencyKey,
-          ttlMs: this.config.state.idempotencyTtlMs,
-          actionId: action.id,
-        },
-        ...ops,
-      ];
+      ops = [this.idempotencyOp(action, idempotencyKey), ...ops];
     }
     if (ops.length > 0) {
       const pending = this.gate(ops, action.receivedAt);
@@ -281,6 +272,17 @@ class Pipeline implements Gateway {
       if (settled !== undefined) await settled;
     }
     return this.finish(final, outcome, startedAt);
+  }
+
+  /** The gate op that reserves a client-supplied action id (same id → first outcome). */
+  private idempotencyOp(action: Action, key: string): GateOp {
+    return {
+      kind: 'idempotency',
+      scope: `${action.namespace}|${action.tenant}`,
+      key,
+      ttlMs: this.config.state.idempotencyTtlMs,
+      actionId: action.id,
+    };
   }
 
   /** 1. Give the action its id, defaults and receive time; one object shape for every action. */
@@ -442,13 +444,7 @@ class Pipeline implements Gateway {
     const ops: GateOp[] = [];
     const owners: (string | undefined)[] = [];
     if (input.id !== undefined) {
-      ops.push({
-        kind: 'idempotency',
-        scope: `${action.namespace}|${action.tenant}`,
-        key: `idem|${action.namespace}|${action.tenant}|${action.id}`,
-        ttlMs: this.config.state.idempotencyTtlMs,
-        actionId: action.id,
-      });
+      ops.push(this.idempotencyOp(action, idempotencyKeyOf(action)));
       owners.push(undefined);
     }
     ops.push(...plan.gates);
@@ -534,6 +530,11 @@ class Pipeline implements Gateway {
 }
 
 const CLEANUP_EVERY_MS = 60_000;
+
+/** Action ids are scoped by namespace and tenant: one tenant's id never answers another's. */
+function idempotencyKeyOf(action: Action): string {
+  return `idem|${action.namespace}|${action.tenant}|${action.id}`;
+}
 
 function elapsed(startedAt: number): number {
   return Math.round(performance.now() - startedAt);
