@@ -135,6 +135,8 @@ class Pipeline implements Gateway {
   /** Idempotent actions running in this process, by key: a repeat waits for the same outcome. */
   private readonly running = new Map<string, Promise<Outcome>>();
   private readonly cleanupTimer: NodeJS.Timeout;
+  /** Dedup commits sent and not yet acknowledged (see settle). */
+  private readonly settling = new Set<Promise<void>>();
   private readonly abort = new AbortController();
   private listeners: OutcomeListener[] = [];
   private inFlight = 0;
@@ -382,7 +384,19 @@ class Pipeline implements Gateway {
       );
     try {
       const done = this.state.settle(ops, this.clock.now());
-      return done instanceof Promise ? done.catch(failed) : undefined;
+      if (!(done instanceof Promise)) return undefined;
+      const settled = done.catch(failed);
+      // Only dedup commits (the success path): answer without waiting for them, so a dispatch
+      // costs one round trip to a remote store, not two. Until the commit lands a duplicate is
+      // still deduplicated (reported in flight); if the process dies first, the key stays
+      // reserved until its TTL. Releases and idempotency records change what a retry gets:
+      // those are awaited. close() waits for commits still on their way.
+      if (ops.every((o) => o.op === 'commit' && o.gate === 'dedup')) {
+        this.settling.add(settled);
+        void settled.finally(() => this.settling.delete(settled));
+        return undefined;
+      }
+      return settled;
     } catch (err) {
       failed(err);
       return undefined;
@@ -525,6 +539,7 @@ class Pipeline implements Gateway {
     clearInterval(this.cleanupTimer);
     await this.audit.flush();
     await this.providers.closeAll();
+    await Promise.all(this.settling);
     if (this.ownsState) await this.state.close();
   }
 }

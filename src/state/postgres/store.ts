@@ -309,9 +309,18 @@ export class PostgresStateStore implements StateStore {
     }
   }
 
+  /**
+   * Dedup commits only (the success path of every deduplicated dispatch) commit asynchronously
+   * (`synchronous_commit = off` for that one statement): no second WAL flush per dispatch. A
+   * server crash may lose such a commit; the key then stays reserved — still deduplicating —
+   * until its TTL. Releases and idempotency records are committed durably.
+   */
   async settle(ops: readonly SettleOp[]): Promise<void> {
     if (ops.length === 0) return;
-    await this.run('settle', this.sql.settle, [JSON.stringify(ops)]);
+    const relaxed = ops.every((o) => o.op === 'commit' && o.gate === 'dedup');
+    await this.run('settle', relaxed ? this.sql.settleRelaxed : this.sql.settle, [
+      JSON.stringify(ops),
+    ]);
   }
 
   async get(key: string, now: number): Promise<Versioned | undefined> {
@@ -521,6 +530,11 @@ function statements(n: SchemaNames) {
     gate: s('gate', `select ${t('gate')}($1::jsonb, $2::bigint, $3::boolean)`),
     gateMany: s('gate_many', `select ${t('gate_many')}($1::jsonb)`),
     settle: s('settle', `select ${t('settle')}($1::jsonb)`),
+    // set_config(..., true) is local to the statement's own (implicit) transaction.
+    settleRelaxed: s(
+      'settle_relaxed',
+      `select set_config('synchronous_commit', 'off', true), ${t('settle')}($1::jsonb)`,
+    ),
     get: s(
       'get',
       `select value, version, expires_at from ${t('kv')}
