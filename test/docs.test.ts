@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ERRORS } from '../src/core/errors.js';
-import { ConfigSchema } from '../src/config/schema.js';
+import { ConfigSchema, STATE_BACKENDS } from '../src/config/schema.js';
 import { overrideVariables } from '../src/config/env-overrides.js';
 import { BUILTIN_PROVIDER_TYPES } from '../src/providers/registry.js';
 
@@ -113,6 +113,48 @@ describe('docs/configuration.md', () => {
     const named =
       configDoc.match(/\bSWITCHYARD_(?:SERVER|LOG|PROVIDERS|RULES|STATE)_[A-Z0-9_]+\b/g) ?? [];
     expect(named.filter((n) => !known.has(n))).toEqual([]);
+  });
+});
+
+describe('docs/state.md', () => {
+  const stateDoc = read('docs/state.md');
+
+  it.each([...STATE_BACKENDS])('has a section for the %s backend', (backend) => {
+    expect(section(stateDoc, `## \`${backend}\``)).not.toBe('');
+  });
+
+  it.each([...STATE_BACKENDS])(
+    'names %s in the state.backend row of configuration.md',
+    (backend) => {
+      const row = configDoc.split('\n').find((l) => l.startsWith('| `state.backend`')) ?? '';
+      expect(row).toContain(`\`${backend}\``);
+    },
+  );
+});
+
+describe('docs/cli.md', () => {
+  const cliDoc = read('docs/cli.md');
+  // Every command the CLI registers: cli.command('rules lint <dir>', ...) → "rules lint".
+  const commands = [
+    ...read('src/cli/main.ts').matchAll(/\.command\(\s*'([a-z ]+?)(?: [[<][^']*)?'/g),
+  ].map((m) => m[1] as string);
+
+  it('finds the commands (the pattern still matches main.ts)', () => {
+    expect(commands).toContain('serve');
+    expect(commands).toContain('migrate');
+  });
+
+  it.each(commands)('has a section for `switchyard %s`', (command) => {
+    // A heading "## `switchyard rules lint <dir>`" counts for "rules lint", not for "rules".
+    const prefix = `## \`switchyard ${command}`;
+    const heading = cliDoc
+      .split('\n')
+      .find((l) => l.startsWith(prefix) && /[`\s]/.test(l.charAt(prefix.length)));
+    expect(heading, `no "## \`switchyard ${command}…\`" heading`).toBeDefined();
+  });
+
+  it.each(commands)('is listed in the README CLI table: `switchyard %s`', (command) => {
+    expect(readme).toContain(`| \`switchyard ${command}`);
   });
 });
 

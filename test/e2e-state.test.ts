@@ -104,12 +104,21 @@ async function redisUp(port: number): Promise<void> {
   );
 }
 
-describe.skipIf(
-  !(await import('node:child_process'))
+/** The outage test starts its own redis-server: skip loudly without the binary, fail in CI. */
+const hasRedisServer =
+  (await import('node:child_process'))
     .execSync('command -v redis-server || true')
     .toString()
-    .trim(),
-)('redis outage', () => {
+    .trim() !== '';
+if (!hasRedisServer) {
+  if (process.env.CI === 'true')
+    throw new Error('redis-server is not installed (CI=true: failing)');
+  console.warn(
+    '\n!!! SKIPPED: redis-server is not installed; the Redis outage test cannot run. !!!\n',
+  );
+}
+
+describe.skipIf(!hasRedisServer)('redis outage', () => {
   it('answers 503 SY_ERR_STATE_UNAVAILABLE without calling the provider, and recovers by itself', async () => {
     const port = await closedPort();
     redis = startRedis(port);

@@ -262,10 +262,12 @@ export async function runRuleCases(
   const names = providerNames(cases, options, directory);
   const base = options.config ?? resolveConfig({});
   // No provider from the config is built: recorders take every name.
+  // Cases run on fresh in-memory state: never on (or into) the config's real store.
   const config: ResolvedConfig = {
     ...base,
     providers: {},
     rules: { directory, watch: false, inline: [] },
+    state: { ...base.state, backend: 'memory' },
   };
   const results: CaseResult[] = [];
   for (let i = 0; i < cases.cases.length; i++) {

@@ -23,5 +23,9 @@ export const errorResponses = {
   400: { description: 'Bad input', ...ErrorBodySchema },
   413: { description: 'Body or batch too large', ...ErrorBodySchema },
   415: { description: 'Not JSON', ...ErrorBodySchema },
-  503: { description: 'Shutting down', ...ErrorBodySchema },
+  503: {
+    description:
+      'Shutting down (SY_ERR_SHUTTING_DOWN) or the state store is unavailable (SY_ERR_STATE_UNAVAILABLE)',
+    ...ErrorBodySchema,
+  },
 };
