@@ -86,6 +86,9 @@ export class PostgresStateStore implements StateStore {
   private gatesInFlight = 0;
   private readonly maxGatesInFlight: number;
   private readonly waiting: PendingGate[] = [];
+  /** Dedup commits waiting to ride along with the next gate (see settle). */
+  private pendingCommits: SettleOp[] = [];
+  private flushSoon: Promise<void> | undefined;
   private readonly autoMigrate: boolean;
 
   constructor(options: PostgresStateStoreOptions) {
@@ -238,20 +241,24 @@ export class PostgresStateStore implements StateStore {
   /** One gate() call, one query. */
   private gateOne(call: PendingGate): Promise<GateResult> {
     this.gatesInFlight++;
+    // Buffered dedup commits of earlier dispatches travel in the same statement (settled first).
+    const commits = call.dry ? [] : this.pendingCommits;
+    if (commits.length > 0) this.pendingCommits = [];
+    const statement = commits.length > 0 ? this.sql.gateWithCommits : this.sql.gate;
+    const values: unknown[] = [call.ops, call.now, call.dry];
+    if (commits.length > 0) values.push(JSON.stringify(commits));
     return this.pool
-      .query({
-        name: this.sql.gate.name,
-        text: this.sql.gate.text,
-        values: [call.ops, call.now, call.dry],
-        rowMode: 'array',
-      })
+      .query({ name: statement.name, text: statement.text, values, rowMode: 'array' })
       .then(
         (res) => {
           this.gateDone();
-          return toGateResult((res.rows[0] as [Blocked | null])[0]);
+          const row = res.rows[0] as unknown[];
+          return toGateResult(row[row.length - 1] as Blocked | null);
         },
         (err: unknown) => {
           this.gateDone();
+          // Not written: keep them for the next statement.
+          if (commits.length > 0) this.pendingCommits.unshift(...commits);
           throw unavailable('gate', err);
         },
       );
@@ -318,9 +325,29 @@ export class PostgresStateStore implements StateStore {
   async settle(ops: readonly SettleOp[]): Promise<void> {
     if (ops.length === 0) return;
     const relaxed = ops.every((o) => o.op === 'commit' && o.gate === 'dedup');
+    if (relaxed && this.initialized) {
+      // Ride along with the next gate's statement (one transaction instead of two), or go on
+      // the next event-loop turn when no gate comes first.
+      this.pendingCommits.push(...ops);
+      this.flushSoon ??= new Promise<void>((resolve) => {
+        setImmediate(() => {
+          this.flushSoon = undefined;
+          this.flushCommits().then(resolve, resolve);
+        });
+      });
+      return this.flushSoon;
+    }
     await this.run('settle', relaxed ? this.sql.settleRelaxed : this.sql.settle, [
       JSON.stringify(ops),
     ]);
+  }
+
+  /** Writes the buffered dedup commits that no gate has taken along. */
+  private async flushCommits(): Promise<void> {
+    if (this.pendingCommits.length === 0) return;
+    const ops = this.pendingCommits;
+    this.pendingCommits = [];
+    await this.run('settle', this.sql.settleRelaxed, [JSON.stringify(ops)]);
   }
 
   async get(key: string, now: number): Promise<Versioned | undefined> {
@@ -464,7 +491,10 @@ export class PostgresStateStore implements StateStore {
 
   close(): Promise<void> {
     // A store closed before (or while) init finished must still end cleanly, and only once.
-    this.closing ??= (this.ready ?? Promise.resolve()).catch(() => {}).then(() => this.pool.end());
+    this.closing ??= (this.ready ?? Promise.resolve())
+      .catch(() => {})
+      .then(() => (this.initialized ? this.flushCommits().catch(() => {}) : undefined))
+      .then(() => this.pool.end());
     return this.closing;
   }
 
@@ -530,6 +560,10 @@ function statements(n: SchemaNames) {
     gate: s('gate', `select ${t('gate')}($1::jsonb, $2::bigint, $3::boolean)`),
     gateMany: s('gate_many', `select ${t('gate_many')}($1::jsonb)`),
     settle: s('settle', `select ${t('settle')}($1::jsonb)`),
+    gateWithCommits: s(
+      'gate_with_commits',
+      `select ${t('settle')}($4::jsonb), ${t('gate')}($1::jsonb, $2::bigint, $3::boolean)`,
+    ),
     // set_config(..., true) is local to the statement's own (implicit) transaction.
     settleRelaxed: s(
       'settle_relaxed',
