@@ -1,15 +1,11 @@
-import { existsSync } from 'node:fs';
 import { loadConfigFile, resolveConfig } from '../../config/load.js';
 import { createStateStore } from '../../state/create.js';
 import { EXIT_OK } from '../output.js';
+import { configPath } from '../config-path.js';
 
 /** `switchyard migrate`: create or upgrade the state store's schema (sqlite, postgres). */
 export async function migrateCommand(flags: Record<string, unknown>): Promise<number> {
-  const file =
-    typeof flags.config === 'string'
-      ? flags.config
-      : (process.env.SWITCHYARD_CONFIG ??
-        (existsSync('switchyard.yaml') ? 'switchyard.yaml' : undefined));
+  const file = configPath(flags.config);
   const options = { env: process.env, defaultStateBackend: 'sqlite' as const };
   const config = file === undefined ? resolveConfig({}, options) : loadConfigFile(file, options);
   const store = createStateStore(config.state, true) as ReturnType<typeof createStateStore> & {

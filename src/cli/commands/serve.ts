@@ -1,19 +1,11 @@
-import { existsSync } from 'node:fs';
 import { loadConfigFile, resolveConfig } from '../../config/load.js';
 import type { ResolvedConfig } from '../../config/schema.js';
 import { createLogger } from '../../core/logger.js';
 import { serveUntilSignalled } from '../../server/serve.js';
 import { usage } from '../output.js';
+import { configPath } from '../config-path.js';
 
 const LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
-
-/** Which config file `serve` uses: --config, then SWITCHYARD_CONFIG, then ./switchyard.yaml. */
-function configPath(flag: unknown): string | undefined {
-  if (typeof flag === 'string' && flag !== '') return flag;
-  const env = process.env.SWITCHYARD_CONFIG;
-  if (env !== undefined && env !== '') return env;
-  return existsSync('switchyard.yaml') ? 'switchyard.yaml' : undefined;
-}
 
 function withFlags(config: ResolvedConfig, flags: Record<string, unknown>): ResolvedConfig {
   const server = { ...config.server };
