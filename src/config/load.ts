@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readText } from '../core/read-text.js';
 import { dirname, resolve as resolvePath } from 'node:path';
 import type { ValidateFunction } from 'ajv';
 import { SyError } from '../core/errors.js';
@@ -36,18 +36,7 @@ export interface LoadOptions {
  * message starts with `file:line:col:` and names the key, so a user can jump straight to it.
  */
 export function loadConfigFile(file: string, options: LoadOptions = {}): ResolvedConfig {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new SyError(
-      'SY_ERR_CONFIG_READ',
-      `cannot read config file ${file}: ${(err as Error).message}`,
-      { file },
-      { cause: err },
-    );
-  }
-  return parseConfigText(text, file, options);
+  return parseConfigText(readText(file, 'SY_ERR_CONFIG_READ', 'config file'), file, options);
 }
 
 /** Like loadConfigFile, for YAML text already in memory. */

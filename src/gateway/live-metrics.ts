@@ -40,7 +40,27 @@ export class HistogramSeries {
     const bounds = this.bounds;
     let i = 0;
     while (i < bounds.length && v > (bounds[i] as number)) i++;
-    (this.counts as Float64Array)[i] = ((this.counts as Float64Array)[i] as number) + 1;
+    this.counts[i] = (this.counts[i] as number) + 1;
+  }
+}
+
+/** One series per label set, created on first use (callers cache it for the hot path). */
+class SeriesMap<S> {
+  private readonly byLabels = new Map<string, S>();
+  constructor(private readonly create: (labels: Record<string, string>) => S) {}
+
+  at(labels: Record<string, string>): S {
+    const key = JSON.stringify(labels);
+    let s = this.byLabels.get(key);
+    if (s === undefined) {
+      s = this.create(labels);
+      this.byLabels.set(key, s);
+    }
+    return s;
+  }
+
+  values(): IterableIterator<S> {
+    return this.byLabels.values();
   }
 }
 
@@ -48,21 +68,14 @@ export class HistogramSeries {
 export class LiveCounter implements PromMetric {
   readonly type = 'counter';
   readonly aggregator = 'sum';
-  private readonly series = new Map<string, CounterSeries>();
+  private readonly series = new SeriesMap((labels) => new CounterSeries(labels));
   constructor(
     readonly name: string,
     readonly help: string,
   ) {}
 
-  /** The series for a label set (created once; cache the result on the hot path). */
   at(labels: Record<string, string>): CounterSeries {
-    const key = JSON.stringify(labels);
-    let s = this.series.get(key);
-    if (s === undefined) {
-      s = new CounterSeries(labels);
-      this.series.set(key, s);
-    }
-    return s;
+    return this.series.at(labels);
   }
 
   get(): ReturnType<PromMetric['get']> {
@@ -81,21 +94,17 @@ export class LiveCounter implements PromMetric {
 export class LiveHistogram implements PromMetric {
   readonly type = 'histogram';
   readonly aggregator = 'sum';
-  private readonly series = new Map<string, HistogramSeries>();
+  private readonly series: SeriesMap<HistogramSeries>;
   constructor(
     readonly name: string,
     readonly help: string,
     private readonly bounds: readonly number[],
-  ) {}
+  ) {
+    this.series = new SeriesMap((labels) => new HistogramSeries(labels, bounds));
+  }
 
   at(labels: Record<string, string>): HistogramSeries {
-    const key = JSON.stringify(labels);
-    let s = this.series.get(key);
-    if (s === undefined) {
-      s = new HistogramSeries(labels, this.bounds);
-      this.series.set(key, s);
-    }
-    return s;
+    return this.series.at(labels);
   }
 
   get(): ReturnType<PromMetric['get']> {

@@ -1,8 +1,8 @@
-import { readFileSync } from 'node:fs';
+import { readText } from '../core/read-text.js';
 import { Type, type Static } from 'typebox';
 import { ActionInputSchema, type Action, type ActionInput } from '../core/action.js';
 import { ManualClock } from '../core/clock.js';
-import { SyError, isSyError } from '../core/errors.js';
+import { isSyError } from '../core/errors.js';
 import {
   DeduplicatedOutcomeSchema,
   ExecutedOutcomeSchema,
@@ -129,18 +129,7 @@ export function parseRuleCases(text: string, file: string): RuleCases {
 
 /** Reads a cases file (SY_ERR_CONFIG_READ when it cannot be read). */
 export function loadRuleCases(file: string): RuleCases {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new SyError(
-      'SY_ERR_CONFIG_READ',
-      `cannot read cases file ${file}: ${(err as Error).message}`,
-      { file },
-      { cause: err },
-    );
-  }
-  return parseRuleCases(text, file);
+  return parseRuleCases(readText(file, 'SY_ERR_CONFIG_READ', 'cases file'), file);
 }
 
 /** One `expect`/`delivered` key whose value differs. */

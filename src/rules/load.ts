@@ -1,4 +1,5 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
+import { readText } from '../core/read-text.js';
 import { join } from 'node:path';
 import { Type } from 'typebox';
 import { SyError } from '../core/errors.js';
@@ -223,17 +224,7 @@ export function loadRules(
   });
   const files = sources.directory === undefined ? [] : ruleFiles(sources.directory);
   for (const file of files) {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (err) {
-      throw new SyError(
-        'SY_ERR_RULE_READ',
-        `cannot read rule file ${file}: ${(err as Error).message}`,
-        { file },
-        { cause: err },
-      );
-    }
+    const text = readText(file, 'SY_ERR_RULE_READ', 'rule file');
     rules.push(...compileRuleFile(text, file, rules.length, ctx));
   }
   const seen = new Map<string, CompiledRule>();

@@ -1,4 +1,5 @@
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
+import { readText } from '../../core/read-text.js';
 import { loadConfigFile } from '../../config/load.js';
 import type { ResolvedConfig } from '../../config/schema.js';
 import { SyError, isSyError } from '../../core/errors.js';
@@ -141,14 +142,9 @@ export function lintRules(
   for (const file of files) {
     let text: string;
     try {
-      text = readFileSync(file, 'utf8');
+      text = readText(file, 'SY_ERR_RULE_READ', 'rule file');
     } catch (err) {
-      const read = new SyError(
-        'SY_ERR_RULE_READ',
-        `cannot read rule file ${file}: ${(err as Error).message}`,
-        { file },
-      );
-      errors.push(lintError(read, file));
+      errors.push(lintError(err as SyError, file));
       continue;
     }
     try {
