@@ -5,6 +5,7 @@ import { SyError } from '../core/errors.js';
 import { ajv } from '../core/validate.js';
 import { parseDuration, parseSize } from '../core/units.js';
 import { providerTypeMap } from '../providers/registry.js';
+import { ProviderPolicySchema, splitPolicy } from '../executor/policy.js';
 import type { ProviderType } from '../providers/provider.js';
 import {
   ConfigSchema,
@@ -18,6 +19,49 @@ import { applyEnvOverrides } from './env-overrides.js';
 
 const checkTop: ValidateFunction<ConfigInput> = ajv.compile<ConfigInput>(ConfigSchema);
 const providerChecks = new WeakMap<ProviderType<never>, ValidateFunction>();
+const checkPolicy = ajv.compile(ProviderPolicySchema);
+
+/** Built in: always configured (see ProviderRegistry). */
+const BUILTIN_NAMES = ['log', 'noop'];
+
+/** Every fallback names a configured provider, and no chain leads back to where it started. */
+function checkFallbacks(
+  providers: Record<string, { type: string } & Record<string, unknown>>,
+  locate: Locate,
+): void {
+  const known = new Set([...BUILTIN_NAMES, ...Object.keys(providers)]);
+  const next = (name: string): string[] =>
+    (providers[name]?.fallback as string[] | undefined) ?? [];
+  for (const name of Object.keys(providers)) {
+    next(name).forEach((target, i) => {
+      if (!known.has(target)) {
+        throw new SyError(
+          'SY_ERR_CONFIG_INVALID',
+          `${locate(['providers', name, 'fallback', i])}providers.${name}.fallback[${i}] "${target}" is not a configured provider (configured: ${[...known].sort().join(', ')})`,
+          { field: `providers.${name}.fallback[${i}]` },
+        );
+      }
+    });
+    // Depth-first from `name`: reaching `name` again is a cycle.
+    const path: string[] = [name];
+    const visit = (at: string): void => {
+      for (const target of next(at)) {
+        if (target === name) {
+          throw new SyError(
+            'SY_ERR_CONFIG_INVALID',
+            `${locate(['providers', name, 'fallback'])}providers.${name}.fallback forms a cycle: ${[...path, name].join(' -> ')}`,
+            { field: `providers.${name}.fallback` },
+          );
+        }
+        if (path.includes(target)) continue;
+        path.push(target);
+        visit(target);
+        path.pop();
+      }
+    };
+    visit(name);
+  }
+}
 
 /** Where `switchyard serve` keeps state by default (relative to the working directory). */
 export const DEFAULT_SQLITE_PATH = './switchyard-data/state.db';
@@ -103,9 +147,19 @@ export function resolveConfig(
       check = ajv.compile(type.configSchema);
       providerChecks.set(type, check);
     }
-    if (!check(entry))
+    // Policy keys (retry, timeout, ...) are the executor's, common to every type.
+    const { policy, own } = splitPolicy(entry);
+    if (!checkPolicy(policy))
+      throw schemaError(
+        'SY_ERR_CONFIG_INVALID',
+        checkPolicy.errors?.[0],
+        ['providers', name],
+        locate,
+      );
+    if (!check(own))
       throw schemaError('SY_ERR_CONFIG_INVALID', check.errors?.[0], ['providers', name], locate);
   }
+  checkFallbacks(providers, locate);
 
   const rules = (config.rules ?? {}) as NonNullable<ConfigInput['rules']>;
   const state = (config.state ?? {}) as NonNullable<ConfigInput['state']>;

@@ -78,6 +78,49 @@ export const ERRORS = {
     status: 502,
     description: 'The provider failed for another reason; the message says why.',
   },
+  SY_ERR_PROVIDER_REJECTED: {
+    status: 502,
+    description:
+      'The destination refused the action for good (SMTP 5xx, an LLM API 4xx other than 408/429): retrying will not help.',
+  },
+  SY_ERR_DESTINATION_BLOCKED: {
+    status: 502,
+    description:
+      'The destination resolves to a private, loopback or link-local address and the provider does not allow it (SSRF guard: set `allowPrivateNetworks`).',
+  },
+  SY_ERR_TEMPLATE: {
+    status: 422,
+    description:
+      'A provider template (URL, header, body, subject) could not be rendered for this action; the message names the template.',
+  },
+  SY_ERR_BUDGET_EXCEEDED: {
+    status: 429,
+    description:
+      "A provider's own budget (e.g. LLM tokens per minute) is used up: the action was not sent; retry after `retryAfterMs`.",
+  },
+  SY_ERR_CIRCUIT_OPEN: {
+    status: 503,
+    description:
+      "The provider's circuit breaker is open after repeated failures and no fallback could take the action; retry after `retryAfterMs`.",
+  },
+  SY_ERR_OVERLOADED: {
+    status: 503,
+    description:
+      "The executor's queue (global or the provider's) is full: nothing was executed; retry after `retryAfterMs`.",
+  },
+  SY_ERR_RETRIES_EXHAUSTED: {
+    status: 502,
+    description:
+      'Every attempt failed with a transient error (or the action timeout passed); the action is in the dead-letter queue with each error.',
+  },
+  SY_ERR_DLQ_NOT_FOUND: {
+    status: 404,
+    description: 'No dead-letter entry has this id (it was replayed, discarded or never existed).',
+  },
+  SY_ERR_PROVIDER_NOT_FOUND: {
+    status: 404,
+    description: 'No provider of this name is configured.',
+  },
   // Configuration (CLI exit code 2)
   SY_ERR_CONFIG_INVALID: {
     status: 500,

@@ -23,7 +23,7 @@ export class Executor {
     /** Fires when shutdown gives up waiting: providers abort what is still running. */
     abortSignal: AbortSignal,
   ) {
-    this.ctx = { signal: abortSignal };
+    this.ctx = { signal: abortSignal, attempt: 1 };
   }
 
   async run(

@@ -153,17 +153,22 @@ class Pipeline implements Gateway {
     this.logger = options.logger ?? silentLogger();
     this.metrics = options.metrics ?? new GatewayMetrics();
     this.audit = options.audit ?? noopAuditSink;
+    this.clock = options.clock ?? systemClock;
+    this.ownsState = options.state === undefined;
+    this.state = options.state ?? createStateStore(this.config.state);
     this.providers = ProviderRegistry.fromConfig(
       this.config.providers,
       providerTypeMap(options.providerTypes),
-      this.logger,
+      {
+        logger: this.logger,
+        state: this.state,
+        clock: this.clock,
+        count: (metric, provider, n) => this.metrics.countProvider(metric, provider, n),
+      },
       options.providers,
     );
     this.metrics.trackInFlight(() => this.inFlight);
     this.executor = new Executor(this.metrics, this.logger, this.abort.signal);
-    this.clock = options.clock ?? systemClock;
-    this.ownsState = options.state === undefined;
-    this.state = options.state ?? createStateStore(this.config.state);
     // Expired reservations, keys and windows are deleted in the background; every node may do
     // it (it is idempotent and backends skip rows another node is working on).
     this.cleanupTimer = setInterval(() => this.cleanup(), CLEANUP_EVERY_MS);

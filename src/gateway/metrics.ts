@@ -6,6 +6,13 @@ import {
   type HistogramSeries,
 } from './live-metrics.js';
 import type { OutcomeKind } from '../core/outcome.js';
+import type { ProviderCounter } from '../providers/provider.js';
+
+const PROVIDER_COUNTER_HELP: Record<ProviderCounter, string> = {
+  llm_cache_hits: 'LLM requests answered from the response cache.',
+  llm_cache_misses: 'LLM requests that missed the response cache and were sent.',
+  llm_tokens: 'LLM tokens used (prompt + completion), as the API reported them.',
+};
 
 interface ProviderSeries {
   dispatches: Partial<Record<OutcomeKind, CounterSeries>>;
@@ -99,6 +106,23 @@ export class GatewayMetrics {
 
   countRejected(code: string): void {
     this.rejected.labels(code).inc();
+  }
+
+  private readonly providerCounters = new Map<string, Counter<'provider'>>();
+
+  /** `switchyard_provider_<metric>_total{provider}`: counters providers bump (cache hits, ...). */
+  countProvider(metric: ProviderCounter, provider: string, n = 1): void {
+    let c = this.providerCounters.get(metric);
+    if (c === undefined) {
+      c = new Counter({
+        name: `switchyard_provider_${metric}_total`,
+        help: PROVIDER_COUNTER_HELP[metric],
+        labelNames: ['provider'] as const,
+        registers: [this.registry],
+      });
+      this.providerCounters.set(metric, c);
+    }
+    c.labels(provider).inc(n);
   }
 
   countReplay(): void {

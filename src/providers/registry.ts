@@ -1,6 +1,6 @@
-import type { Logger } from 'pino';
 import { SyError } from '../core/errors.js';
-import type { Provider, ProviderType } from './provider.js';
+import { splitPolicy } from '../executor/policy.js';
+import type { Provider, ProviderFactoryContext, ProviderType } from './provider.js';
 import { logProviderType, LogProvider } from './log/provider.js';
 import { noopProviderType, NoopProvider } from './noop/provider.js';
 import { webhookProviderType } from './webhook/provider.js';
@@ -35,7 +35,7 @@ export class ProviderRegistry {
   static fromConfig(
     configs: Record<string, { type: string }>,
     types: Map<string, ProviderType<never>>,
-    logger: Logger,
+    ctx: ProviderFactoryContext,
     instances: Record<string, Provider> = {},
   ): ProviderRegistry {
     const registry = new ProviderRegistry();
@@ -50,9 +50,11 @@ export class ProviderRegistry {
           `providers.${name}.type "${config.type}" is not a known provider type`,
         );
       }
+      // The executor's policy keys are not the provider's business.
+      const { own } = splitPolicy(config);
       registry.byName.set(
         name,
-        type.create(name, config as never, { logger: logger.child({ provider: name }) }),
+        type.create(name, own as never, { ...ctx, logger: ctx.logger.child({ provider: name }) }),
       );
     }
     for (const [name, provider] of Object.entries(instances)) registry.byName.set(name, provider);

@@ -17,7 +17,7 @@ const action: Action = {
   deliverAt: undefined,
   receivedAt: Date.now(),
 };
-const ctx = { signal: new AbortController().signal };
+const ctx = { signal: new AbortController().signal, attempt: 1 };
 
 let receiver: Receiver | undefined;
 let provider: WebhookProvider | undefined;
@@ -129,7 +129,7 @@ describe('webhook provider', () => {
     });
     provider = new WebhookProvider('hook', { type: 'webhook', url: receiver.url, timeout: '10s' });
     const abort = new AbortController();
-    const pending = failure(provider.execute(action, { signal: abort.signal }));
+    const pending = failure(provider.execute(action, { signal: abort.signal, attempt: 1 }));
     setTimeout(() => abort.abort(), 50);
     expect((await pending).code).toBe('SY_ERR_SHUTTING_DOWN');
   });
