@@ -34,6 +34,7 @@ beforeAll(async () => {
       'providers:',
       '  hook:',
       '    type: webhook',
+      '    allowPrivateNetworks: true',
       `    url: ${receiver.url}/hook`,
     ].join('\n'),
   );

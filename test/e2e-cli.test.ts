@@ -92,6 +92,8 @@ describe('switchyard CLI', () => {
 providers:
   failing:
     type: webhook
+    allowPrivateNetworks: true
+    retry: { attempts: 1 }
     url: ${failing.url}/hook
     timeout: 2s
 `);

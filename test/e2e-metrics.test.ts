@@ -64,6 +64,8 @@ describe('GET /metrics on the server process', () => {
 providers:
   failing:
     type: webhook
+    allowPrivateNetworks: true
+    retry: { attempts: 1 }
     url: ${failing.url}/hook
     timeout: 2s
 `);

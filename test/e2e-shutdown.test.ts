@@ -83,6 +83,8 @@ describe('graceful shutdown of the server process', () => {
 providers:
   slow:
     type: webhook
+    allowPrivateNetworks: true
+    retry: { attempts: 1 }
     url: ${slow.url}/hook
     timeout: 10s
 `);
@@ -138,6 +140,8 @@ server:
 providers:
   hang:
     type: webhook
+    allowPrivateNetworks: true
+    retry: { attempts: 1 }
     url: ${hang.url}/hook
     timeout: 60s
 `);

@@ -59,7 +59,7 @@ describe('embedded sqlite (the serve default)', () => {
   it('keeps dedup keys and throttle windows across a restart of the server', async () => {
     receiver = await startReceiver();
     const dir = mkdtempSync(join(tmpdir(), 'sy-restart-'));
-    const config = `${rules}\nproviders:\n  hook:\n    type: webhook\n    url: ${receiver.url}/hook\n`;
+    const config = `${rules}\nproviders:\n  hook:\n    type: webhook\n    allowPrivateNetworks: true\n    url: ${receiver.url}/hook\n`;
     server = await startServerProcess(config, {}, dir);
     expect((await outcome(server.url, action('disk-full'))).outcome).toBe('executed');
     expect((await outcome(server.url, action('limited-1'))).outcome).toBe('executed');
@@ -125,7 +125,7 @@ describe.skipIf(!hasRedisServer)('redis outage', () => {
     await redisUp(port);
     receiver = await startReceiver();
     server = await startServerProcess(
-      `${rules}\nstate:\n  backend: redis\n  url: redis://127.0.0.1:${port}\nproviders:\n  hook:\n    type: webhook\n    url: ${receiver.url}/hook\n`,
+      `${rules}\nstate:\n  backend: redis\n  url: redis://127.0.0.1:${port}\nproviders:\n  hook:\n    type: webhook\n    allowPrivateNetworks: true\n    url: ${receiver.url}/hook\n`,
     );
     expect((await outcome(server.url, action('a1'))).outcome).toBe('executed');
 

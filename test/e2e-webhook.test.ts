@@ -66,26 +66,38 @@ describe('webhook provider in a real server process', () => {
 providers:
   hook:
     type: webhook
+    allowPrivateNetworks: true
+    retry: { attempts: 1 }
     url: ${ok.url}/hook
     timeout: 1s
   batch-hook:
     type: webhook
+    allowPrivateNetworks: true
+    retry: { attempts: 1 }
     url: ${batch.url}/hook
     timeout: 1s
   error500:
     type: webhook
+    allowPrivateNetworks: true
+    retry: { attempts: 1 }
     url: ${error500.url}/hook
     timeout: 1s
   error400:
     type: webhook
+    allowPrivateNetworks: true
+    retry: { attempts: 1 }
     url: ${error400.url}/hook
     timeout: 1s
   hang:
     type: webhook
+    allowPrivateNetworks: true
+    retry: { attempts: 1 }
     url: ${hang.url}/hook
     timeout: 500ms
   closed:
     type: webhook
+    allowPrivateNetworks: true
+    retry: { attempts: 1 }
     url: http://127.0.0.1:${port}/hook
     timeout: 1s
 `);

@@ -173,6 +173,7 @@ export function resolveConfig(
   }
   const server = (config.server ?? {}) as NonNullable<ConfigInput['server']>;
   const log = (config.log ?? {}) as NonNullable<ConfigInput['log']>;
+  const executor = (config.executor ?? {}) as NonNullable<ConfigInput['executor']>;
   return {
     resolved: true,
     source: options.source,
@@ -205,6 +206,13 @@ export function resolveConfig(
       pool: state.pool ?? 10,
       migrate: state.migrate ?? true,
       idempotencyTtlMs: parseDuration(state.idempotencyTtl) ?? 86_400_000,
+    },
+    executor: {
+      concurrency: executor.concurrency ?? 1024,
+      queue: executor.queue ?? 10_000,
+      deadlineMs: parseDuration(executor.deadline) ?? 10_000,
+      pollIntervalMs: parseDuration(executor.pollInterval) ?? 1000,
+      batch: executor.batch ?? 64,
     },
     locate,
     providers,

@@ -1,6 +1,7 @@
 import { Type, type Static } from 'typebox';
 import { Duration, Size } from '../core/schema-types.js';
 import type { Locate } from '../core/yaml-source.js';
+import type { ProviderPolicyInput } from '../executor/policy.js';
 
 export const ServerConfigSchema = Type.Object(
   {
@@ -129,6 +130,43 @@ export const StateConfigSchema = Type.Object(
   { additionalProperties: false },
 );
 
+export const ExecutorConfigSchema = Type.Object(
+  {
+    concurrency: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 1_000_000,
+        description:
+          'Provider calls running at once on this node, all providers together. Default 1024.',
+      }),
+    ),
+    queue: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 10_000_000,
+        description:
+          'Calls waiting for a global slot; beyond it dispatch answers 503 SY_ERR_OVERLOADED. Default 10000.',
+      }),
+    ),
+    deadline: Type.Optional(
+      Duration(
+        'How long a synchronous dispatch waits for retries before answering `retrying` (the rest continue from the state store). Default 10s.',
+      ),
+    ),
+    pollInterval: Type.Optional(
+      Duration('How often each node looks for due retries in the state store. Default 1s.'),
+    ),
+    batch: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 10_000,
+        description: 'Due retries claimed per poll. Default 64.',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
 export const ProviderEntrySchema = Type.Object(
   { type: Type.String({ minLength: 1, description: 'Provider type: webhook, log, noop, ...' }) },
   { additionalProperties: true },
@@ -140,6 +178,7 @@ export const ConfigSchema = Type.Object(
     log: Type.Optional(LogConfigSchema),
     rules: Type.Optional(RulesConfigSchema),
     state: Type.Optional(StateConfigSchema),
+    executor: Type.Optional(ExecutorConfigSchema),
     providers: Type.Optional(
       Type.Record(Type.String(), ProviderEntrySchema, {
         // A provider name must be usable in an action's `provider` field.
@@ -150,8 +189,13 @@ export const ConfigSchema = Type.Object(
   { additionalProperties: false },
 );
 
+/** A provider entry as written: its type, the executor's policy keys and the type's own keys. */
+export type ProviderEntryInput = { type: string } & ProviderPolicyInput & Record<string, unknown>;
+
 /** The config as written (YAML or a JS object): every section optional. */
-export type ConfigInput = Static<typeof ConfigSchema>;
+export type ConfigInput = Omit<Static<typeof ConfigSchema>, 'providers'> & {
+  providers?: Record<string, ProviderEntryInput>;
+};
 
 /** The config after validation and defaults: units resolved to ms and bytes. */
 export interface ResolvedConfig {
@@ -183,6 +227,13 @@ export interface ResolvedConfig {
     pool: number;
     migrate: boolean;
     idempotencyTtlMs: number;
+  };
+  readonly executor: {
+    concurrency: number;
+    queue: number;
+    deadlineMs: number;
+    pollIntervalMs: number;
+    batch: number;
   };
   /** Positions in the config file (for errors in sections compiled later, like inline rules). */
   readonly locate: Locate;

@@ -111,7 +111,7 @@ export const ERRORS = {
   SY_ERR_RETRIES_EXHAUSTED: {
     status: 502,
     description:
-      'Every attempt failed with a transient error (or the action timeout passed); the action is in the dead-letter queue with each error.',
+      "The provider's `actionTimeout` passed before an attempt succeeded; the action is in the dead-letter queue with each attempt's error.",
   },
   SY_ERR_DLQ_NOT_FOUND: {
     status: 404,

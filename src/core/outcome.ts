@@ -19,10 +19,29 @@ export const OutcomeErrorSchema = Type.Object({
   transient: Type.Boolean({ description: 'True when retrying later may succeed.' }),
 });
 
+export const AttemptErrorSchema = Type.Object({
+  attempt: Type.Integer({ description: '1 for the first attempt.' }),
+  provider: Type.String({ description: 'The provider this attempt ran on.' }),
+  at: Type.String({ description: 'When the attempt ended (RFC 3339).' }),
+  ...OutcomeErrorSchema.properties,
+});
+
+const Execution = {
+  attempts: Type.Optional(
+    Type.Integer({ description: 'Attempts made so far, all providers together (1 = first try).' }),
+  ),
+  fallbackFrom: Type.Optional(
+    Type.String({
+      description: 'Set when a fallback provider ran the action: the provider it fell back from.',
+    }),
+  ),
+};
+
 export const ExecutedOutcomeSchema = Type.Object({
   outcome: Type.Literal('executed'),
   ...Common,
   response: ProviderResponseSchema,
+  ...Execution,
 });
 
 export const FailedOutcomeSchema = Type.Object({
@@ -30,6 +49,30 @@ export const FailedOutcomeSchema = Type.Object({
   ...Common,
   error: OutcomeErrorSchema,
   response: Type.Optional(ProviderResponseSchema),
+  ...Execution,
+  errors: Type.Optional(
+    Type.Array(AttemptErrorSchema, { description: "Every attempt's error, oldest first." }),
+  ),
+  deadLetterId: Type.Optional(
+    Type.String({
+      description: 'The dead-letter entry holding the action (replay it by this id).',
+    }),
+  ),
+});
+
+export const RetryingOutcomeSchema = Type.Object({
+  outcome: Type.Literal('retrying'),
+  ...Common,
+  attempts: Type.Integer({ description: 'Attempts made so far.' }),
+  nextAttemptAt: Type.String({ description: 'When the next attempt is due (RFC 3339).' }),
+  error: Type.Optional(OutcomeErrorSchema),
+});
+
+export const CircuitOpenOutcomeSchema = Type.Object({
+  outcome: Type.Literal('circuit_open'),
+  ...Common,
+  retryAfterMs: Type.Integer({ description: 'When the breaker lets a probe through.' }),
+  error: OutcomeErrorSchema,
 });
 
 export const ReroutedOutcomeSchema = Type.Object({
@@ -38,6 +81,7 @@ export const ReroutedOutcomeSchema = Type.Object({
   originalProvider: Type.String({ description: 'The provider the action named.' }),
   rule: Type.String({ description: 'The rule that rerouted it.' }),
   response: ProviderResponseSchema,
+  ...Execution,
 });
 
 export const SuppressedOutcomeSchema = Type.Object({
@@ -60,7 +104,12 @@ export const DeduplicatedOutcomeSchema = Type.Object({
 export const ThrottledOutcomeSchema = Type.Object({
   outcome: Type.Literal('throttled'),
   ...Common,
-  rule: Type.String(),
+  rule: Type.Optional(
+    Type.String({ description: 'The throttle rule; absent when a provider budget refused it.' }),
+  ),
+  budget: Type.Optional(
+    Type.String({ description: "The provider budget that refused it (e.g. 'tokensPerMinute')." }),
+  ),
   retryAfterMs: Type.Integer({ description: 'When the next call with this key would pass.' }),
   limit: Type.Integer(),
   windowMs: Type.Integer(),
@@ -78,6 +127,8 @@ export const OutcomeSchema = Type.Union([
   SuppressedOutcomeSchema,
   DeduplicatedOutcomeSchema,
   ThrottledOutcomeSchema,
+  RetryingOutcomeSchema,
+  CircuitOpenOutcomeSchema,
 ]);
 
 export type ProviderResponse = Static<typeof ProviderResponseSchema>;
@@ -88,6 +139,9 @@ export type ReroutedOutcome = Static<typeof ReroutedOutcomeSchema>;
 export type SuppressedOutcome = Static<typeof SuppressedOutcomeSchema>;
 export type DeduplicatedOutcome = Static<typeof DeduplicatedOutcomeSchema>;
 export type ThrottledOutcome = Static<typeof ThrottledOutcomeSchema>;
+export type RetryingOutcome = Static<typeof RetryingOutcomeSchema>;
+export type CircuitOpenOutcome = Static<typeof CircuitOpenOutcomeSchema>;
+export type AttemptError = Static<typeof AttemptErrorSchema>;
 export type Outcome = Static<typeof OutcomeSchema>;
 export type OutcomeKind = Outcome['outcome'];
 

@@ -156,7 +156,7 @@ describe('close()', () => {
     expect(p.closed).toBe(true);
   });
 
-  it('aborts what is still running when the timeout passes', async () => {
+  it('aborts what is still running when the timeout passes, and parks it for a retry', async () => {
     let aborted = false;
     const hanging: Provider = {
       name: 'hang',
@@ -173,6 +173,9 @@ describe('close()', () => {
     const pending = g.dispatch(action({ provider: 'hang' }));
     await g.close(20);
     expect(aborted).toBe(true);
-    expect((await pending).outcome).toBe('failed');
+    // Aborted by shutdown is transient: the action waits in the retry queue for the next node.
+    const outcome = await pending;
+    expect(outcome.outcome).toBe('retrying');
+    expect(outcome.outcome === 'retrying' && outcome.error?.code).toBe('SY_ERR_SHUTTING_DOWN');
   });
 });

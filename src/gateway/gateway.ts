@@ -6,8 +6,6 @@ import {
   type DeduplicatedOutcome,
   type SuppressedOutcome,
   type ThrottledOutcome,
-  type ExecutedOutcome,
-  type FailedOutcome,
   type Outcome,
 } from '../core/outcome.js';
 import { SyError } from '../core/errors.js';
@@ -16,9 +14,9 @@ import { silentLogger } from '../core/logger.js';
 import { compileAssert } from '../core/validate.js';
 import { resolveConfig } from '../config/load.js';
 import type { ConfigInput, ResolvedConfig } from '../config/schema.js';
-import { Executor } from '../executor/executor.js';
+import { Executor, type Job, type RunOutcome, type SettleContext } from '../executor/executor.js';
 import { ProviderRegistry, providerTypeMap } from '../providers/registry.js';
-import type { Provider, ProviderType } from '../providers/provider.js';
+import type { Provider, ProviderPreview, ProviderType } from '../providers/provider.js';
 import { noopAuditSink, type AuditSink } from '../audit/sink.js';
 import { GatewayMetrics } from './metrics.js';
 import { RuleEngine, type RuleExplanation } from '../rules/engine.js';
@@ -47,6 +45,14 @@ export interface Evaluation {
     | { outcome: 'rerouted'; provider: string; originalProvider: string; rule: string }
     | Omit<SuppressedOutcome | DeduplicatedOutcome | ThrottledOutcome, 'actionId' | 'durationMs'>
     | { outcome: 'replayed'; stored: Outcome };
+}
+
+export interface ProviderPreviewResult {
+  provider: string;
+  type: string;
+  /** The action as the provider would get it (after modify/label rules). */
+  action: Action;
+  preview: ProviderPreview;
 }
 
 export interface GatewayOptions {
@@ -83,6 +89,11 @@ export interface Gateway {
    * outcome it would get now — with no side effect and no state consumed.
    */
   evaluate(input: ActionInput): Promise<Evaluation>;
+  /**
+   * What provider `name` would send for an action (rule transforms applied, secrets masked),
+   * without sending it. Throws SyError on bad input or a template that does not render.
+   */
+  preview(name: string, input: unknown): Promise<ProviderPreviewResult>;
   /** Called after every outcome; returns an unsubscribe function. */
   subscribe(listener: OutcomeListener): () => void;
   readonly config: ResolvedConfig;
@@ -90,6 +101,8 @@ export interface Gateway {
   readonly providers: ProviderRegistry;
   readonly rules: RuleEngine;
   readonly state: StateStore;
+  /** Retries, breakers, limits and the dead-letter queue. */
+  readonly executor: Executor;
   /** Connects the state store and applies its migrations; rejects with SY_ERR_STATE_UNAVAILABLE. */
   ready(): Promise<void>;
   /** Stops accepting actions, waits for in-flight ones (up to `timeoutMs`), closes providers. */
@@ -130,7 +143,7 @@ class Pipeline implements Gateway {
   private readonly ownsState: boolean;
   private readonly clock: Clock;
   private readonly logger: Logger;
-  private readonly executor: Executor;
+  readonly executor: Executor;
   private readonly audit: AuditSink;
   /** Idempotent actions running in this process, by key: a repeat waits for the same outcome. */
   private readonly running = new Map<string, Promise<Outcome>>();
@@ -168,7 +181,21 @@ class Pipeline implements Gateway {
       options.providers,
     );
     this.metrics.trackInFlight(() => this.inFlight);
-    this.executor = new Executor(this.metrics, this.logger, this.abort.signal);
+    this.executor = new Executor(
+      {
+        providers: this.providers,
+        providerConfigs: this.config.providers,
+        state: this.state,
+        clock: this.clock,
+        logger: this.logger,
+        observer: this.metrics,
+        config: this.config.executor,
+        complete: (job, outcome) => this.complete(job, outcome),
+      },
+      this.abort.signal,
+    );
+    // Retries due from the state store (this node's or a crashed node's) run here.
+    this.executor.start();
     // Expired reservations, keys and windows are deleted in the background; every node may do
     // it (it is idempotent and backends skip rows another node is working on).
     this.cleanupTimer = setInterval(() => this.cleanup(), CLEANUP_EVERY_MS);
@@ -273,12 +300,40 @@ class Pipeline implements Gateway {
         return this.finish(final, blocked(final, result, rule, elapsed(startedAt)), startedAt);
       }
     }
-    const outcome = withReroute(await this.execute(final, plan, startedAt), plan);
-    if (ops.length > 0) {
-      const settled = this.settle(plan, final, idempotencyKey, outcome);
+    const settle: SettleContext = {
+      scope: `${action.namespace}|${action.tenant}`,
+      dedups: plan.dedups as SettleContext['dedups'],
+      idempotencyKey,
+      reroute: plan.reroute,
+    };
+    let ran: RunOutcome;
+    try {
+      ran = await this.execute(final, settle, startedAt);
+    } catch (err) {
+      // Nothing ran (the executor is overloaded): free the reservations, then answer 503.
+      if (ops.length > 0) await this.settle(settle, final.id, undefined);
+      throw err;
+    }
+    const outcome = withReroute(ran, settle.reroute);
+    // A retrying action keeps its reservations until its final outcome (see complete()).
+    if (ops.length > 0 && outcome.outcome !== 'retrying') {
+      const settled = this.settle(settle, final.id, outcome);
       if (settled !== undefined) await settled;
     }
     return this.finish(final, outcome, startedAt);
+  }
+
+  /** A retried or replayed action reached its final outcome off the request path. */
+  private complete(job: Job, ran: RunOutcome): void {
+    const outcome = withReroute(ran, job.settle.reroute);
+    const settled = this.settle(job.settle, job.action.id, outcome);
+    if (settled !== undefined) {
+      this.settling.add(settled);
+      void settled.finally(() => this.settling.delete(settled));
+    }
+    this.record(job.action, outcome);
+    this.publish(job.action, outcome);
+    this.metrics.observeOutcome(outcome.provider, outcome.outcome, outcome.durationMs / 1000);
   }
 
   /** The gate op that reserves a client-supplied action id (same id → first outcome). */
@@ -332,34 +387,29 @@ class Pipeline implements Gateway {
   }
 
   /** 4. Run the action on its provider under the executor's policies. */
-  private execute(
-    action: Action,
-    _plan: Plan,
-    startedAt: number,
-  ): Promise<ExecutedOutcome | FailedOutcome> {
+  private execute(action: Action, settle: SettleContext, startedAt: number): Promise<RunOutcome> {
     // validate() checked the named provider and the rule loader checked reroute targets.
-    const provider = this.providers.get(action.provider) as Provider;
-    return this.executor.run(action, provider, startedAt);
+    return this.executor.run(action, settle, startedAt);
   }
 
   /**
    * After execution: commit dedup reservations on success, release them on failure (unless the
    * rule says onFailure: keep) so a failed send can be retried; remember an idempotent action's
-   * outcome, or forget its id when it failed.
+   * outcome, or forget its id when it failed. `outcome` undefined: nothing ran, release all.
    */
   private settle(
-    plan: Plan,
-    action: Action,
-    idempotencyKey: string | undefined,
-    outcome: Outcome,
+    ctx: SettleContext,
+    actionId: string,
+    outcome: Outcome | undefined,
   ): Promise<void> | undefined {
-    const ok = succeeded(outcome);
-    const scope = `${action.namespace}|${action.tenant}`;
+    const ok = outcome !== undefined && succeeded(outcome);
+    const scope = ctx.scope;
     const ops: SettleOp[] = [];
-    for (const d of plan.dedups) {
-      const op = ok || d.onFailure === 'keep' ? 'commit' : 'release';
-      ops.push({ op, scope, gate: 'dedup', key: d.key, actionId: action.id, outcome: undefined });
+    for (const d of ctx.dedups) {
+      const op = ok || (outcome !== undefined && d.onFailure === 'keep') ? 'commit' : 'release';
+      ops.push({ op, scope, gate: 'dedup', key: d.key, actionId, outcome: undefined });
     }
+    const idempotencyKey = ctx.idempotencyKey;
     if (idempotencyKey !== undefined) {
       ops.push(
         ok
@@ -368,7 +418,7 @@ class Pipeline implements Gateway {
               scope,
               gate: 'idempotency',
               key: idempotencyKey,
-              actionId: action.id,
+              actionId,
               outcome: JSON.stringify(outcome),
             }
           : {
@@ -376,17 +426,15 @@ class Pipeline implements Gateway {
               scope,
               gate: 'idempotency',
               key: idempotencyKey,
-              actionId: action.id,
+              actionId,
               outcome: undefined,
             },
       );
     }
+    if (ops.length === 0) return undefined;
     // The action already ran: a failure here is reported, and the reservations expire by TTL.
     const failed = (err: unknown): void =>
-      this.logger.error(
-        { err, actionId: action.id, backend: this.state.backend },
-        'state settle failed',
-      );
+      this.logger.error({ err, actionId, backend: this.state.backend }, 'state settle failed');
     try {
       const done = this.state.settle(ops, this.clock.now());
       if (!(done instanceof Promise)) return undefined;
@@ -514,6 +562,24 @@ class Pipeline implements Gateway {
     return { ...base, gates, outcome };
   }
 
+  async preview(name: string, input: unknown): Promise<ProviderPreviewResult> {
+    const body = (input !== null && typeof input === 'object' ? input : {}) as Record<
+      string,
+      unknown
+    >;
+    const valid = this.validate({ ...body, provider: name });
+    const action = this.normalize(valid);
+    const plan = this.plan(action);
+    // The preview is for this provider: transforms apply, a reroute does not.
+    const final = { ...(plan.action ?? action), provider: name };
+    const provider = this.providers.get(name) as Provider;
+    const preview: ProviderPreview =
+      provider.preview === undefined
+        ? { kind: 'none', description: `provider type "${provider.type}" has no preview` }
+        : await provider.preview(final);
+    return { provider: name, type: provider.type, action: final, preview };
+  }
+
   subscribe(listener: OutcomeListener): () => void {
     this.listeners = [...this.listeners, listener];
     return () => {
@@ -524,6 +590,8 @@ class Pipeline implements Gateway {
   async close(timeoutMs = this.config.server.shutdownTimeoutMs): Promise<void> {
     if (this.closing) return;
     this.closing = true;
+    // Sleeping retries park in the retry queue at once; the poller stops.
+    const executorClosed = this.executor.close();
     if (this.inFlight > 0) {
       const drained = new Promise<void>((resolve) => (this.drained = resolve));
       let timer: NodeJS.Timeout | undefined;
@@ -540,6 +608,7 @@ class Pipeline implements Gateway {
         this.abort.abort(new SyError('SY_ERR_SHUTTING_DOWN', 'aborted by shutdown timeout'));
       }
     }
+    await executorClosed;
     this.rules.close();
     clearInterval(this.cleanupTimer);
     await this.audit.flush();

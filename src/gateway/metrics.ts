@@ -7,6 +7,8 @@ import {
 } from './live-metrics.js';
 import type { OutcomeKind } from '../core/outcome.js';
 import type { ProviderCounter } from '../providers/provider.js';
+import type { CircuitState } from '../executor/breaker.js';
+import type { ProviderStatus } from '../executor/executor.js';
 
 const PROVIDER_COUNTER_HELP: Record<ProviderCounter, string> = {
   llm_cache_hits: 'LLM requests answered from the response cache.',
@@ -106,6 +108,89 @@ export class GatewayMetrics {
 
   countRejected(code: string): void {
     this.rejected.labels(code).inc();
+  }
+
+  private readonly attempts = new Counter({
+    name: 'switchyard_provider_attempts_total',
+    help: 'Provider attempts, by provider and result (success, transient or terminal failure).',
+    labelNames: ['provider', 'result'] as const,
+    registers: [this.registry],
+  });
+  private readonly retries = new Counter({
+    name: 'switchyard_retries_scheduled_total',
+    help: 'Retries scheduled after a transient failure, by provider.',
+    labelNames: ['provider'] as const,
+    registers: [this.registry],
+  });
+  private readonly deadLetters = new Counter({
+    name: 'switchyard_dead_letters_total',
+    help: 'Actions moved to the dead-letter queue, by provider.',
+    labelNames: ['provider'] as const,
+    registers: [this.registry],
+  });
+  private readonly overloaded = new Counter({
+    name: 'switchyard_overloaded_total',
+    help: 'Calls refused or deferred because a concurrency queue was full, by provider.',
+    labelNames: ['provider'] as const,
+    registers: [this.registry],
+  });
+  private readonly circuitTransitions = new Counter({
+    name: 'switchyard_circuit_transitions_total',
+    help: 'Circuit breaker state changes, by provider and new state.',
+    labelNames: ['provider', 'to'] as const,
+    registers: [this.registry],
+  });
+
+  countAttempt(provider: string, result: 'success' | 'transient' | 'terminal'): void {
+    this.attempts.labels(provider, result).inc();
+  }
+
+  countRetryScheduled(provider: string): void {
+    this.retries.labels(provider).inc();
+  }
+
+  countDeadLetter(provider: string): void {
+    this.deadLetters.labels(provider).inc();
+  }
+
+  countOverloaded(provider: string): void {
+    this.overloaded.labels(provider).inc();
+  }
+
+  circuitChanged(provider: string, to: CircuitState): void {
+    this.circuitTransitions.labels(provider, to).inc();
+  }
+
+  /** Circuit state and concurrency gauges, read from the executor at scrape time. */
+  trackExecutor(read: () => ProviderStatus[]): void {
+    const state = { closed: 0, half_open: 1, open: 2 } as const;
+    new Gauge({
+      name: 'switchyard_circuit_state',
+      help: 'Circuit breaker state by provider: 0 closed, 1 half-open, 2 open.',
+      labelNames: ['provider'] as const,
+      registers: [this.registry],
+      collect() {
+        for (const p of read()) if (p.circuit) this.labels(p.name).set(state[p.circuit.state]);
+      },
+    });
+    new Gauge({
+      name: 'switchyard_provider_running',
+      help: 'Provider calls running now, by provider.',
+      labelNames: ['provider'] as const,
+      registers: [this.registry],
+      collect() {
+        for (const p of read()) this.labels(p.name).set(p.concurrency.running);
+      },
+    });
+    new Gauge({
+      name: 'switchyard_provider_queued',
+      help: 'Provider calls waiting for a concurrency slot, by provider.',
+      labelNames: ['provider'] as const,
+      registers: [this.registry],
+      collect() {
+        for (const p of read()) this.labels(p.name).set(p.concurrency.queued);
+      },
+    });
   }
 
   private readonly providerCounters = new Map<string, Counter<'provider'>>();

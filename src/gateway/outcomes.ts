@@ -1,15 +1,13 @@
 import type { Action } from '../core/action.js';
 import type {
   DeduplicatedOutcome,
-  ExecutedOutcome,
-  FailedOutcome,
   Outcome,
   ReroutedOutcome,
   SuppressedOutcome,
   ThrottledOutcome,
 } from '../core/outcome.js';
 import type { GateResult } from '../state/store.js';
-import type { Plan } from '../rules/planner.js';
+import type { RunOutcome } from '../executor/executor.js';
 
 /** Builders for the outcomes the pipeline decides itself (one object shape per variant). */
 export function suppressed(
@@ -52,16 +50,21 @@ export function blocked(
 }
 
 /** An execution on a provider other than the one the action named is reported as "rerouted". */
-export function withReroute(outcome: ExecutedOutcome | FailedOutcome, plan: Plan): Outcome {
-  if (plan.reroute === undefined || outcome.outcome !== 'executed') return outcome;
+export function withReroute(
+  outcome: RunOutcome,
+  reroute: { from: string; rule: string } | undefined,
+): Outcome {
+  if (reroute === undefined || outcome.outcome !== 'executed') return outcome;
   const rerouted: ReroutedOutcome = {
     outcome: 'rerouted',
     actionId: outcome.actionId,
     provider: outcome.provider,
     durationMs: outcome.durationMs,
-    originalProvider: plan.reroute.from,
-    rule: plan.reroute.rule,
+    originalProvider: reroute.from,
+    rule: reroute.rule,
     response: outcome.response,
   };
+  if (outcome.attempts !== undefined) rerouted.attempts = outcome.attempts;
+  if (outcome.fallbackFrom !== undefined) rerouted.fallbackFrom = outcome.fallbackFrom;
   return rerouted;
 }

@@ -55,6 +55,11 @@ export type ProviderPreview =
 export interface Provider {
   readonly name: string;
   readonly type: string;
+  /**
+   * True when `execute` does no I/O and cannot hang (log, noop): the executor then skips the
+   * concurrency limits and the timeout timer for it.
+   */
+  readonly inline?: boolean;
   execute(action: Action, ctx: ExecuteContext): Promise<ProviderResponse>;
   /** What `execute` would send, rendered but not sent. Throws SyError on a template error. */
   preview?(action: Action): ProviderPreview | Promise<ProviderPreview>;

@@ -4,12 +4,18 @@ import type { Provider, ProviderFactoryContext, ProviderType } from './provider.
 import { logProviderType, LogProvider } from './log/provider.js';
 import { noopProviderType, NoopProvider } from './noop/provider.js';
 import { webhookProviderType } from './webhook/provider.js';
+import { slackProviderType } from './slack/provider.js';
+import { emailProviderType } from './email/provider.js';
+import { llmProviderType } from './llm/provider.js';
 
 /** The provider types Switchyard ships; a library user may add more via `providerTypes`. */
 export const BUILTIN_PROVIDER_TYPES: readonly ProviderType<never>[] = [
   logProviderType,
   noopProviderType,
   webhookProviderType,
+  slackProviderType,
+  emailProviderType,
+  llmProviderType,
 ];
 
 export function providerTypeMap(

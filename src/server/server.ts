@@ -13,6 +13,7 @@ import { registerApiKeyAuth } from './auth.js';
 import { dispatchRoutes } from './routes/dispatch.js';
 import { opsRoutes } from './routes/ops.js';
 import { rulesRoutes } from './routes/rules.js';
+import { providerRoutes } from './routes/providers.js';
 import { VERSION } from '../core/version.js';
 
 export interface ServerOptions extends GatewayOptions {
@@ -105,6 +106,7 @@ export async function buildServer(
   dispatchRoutes(app, gateway, config.server.batchMaxSize);
   opsRoutes(app, gateway, () => closing);
   rulesRoutes(app, gateway);
+  providerRoutes(app, gateway);
   app.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
 
   // Node closes idle keep-alive connections once, when close() starts; a connection busy at that

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { GateOp, StateStore } from './store.js';
+import type { DueItem, GateOp, StateStore } from './store.js';
 
 /**
  * The state-store conformance suite: every backend runs exactly these cases, so "memory, sqlite,
@@ -337,6 +337,153 @@ export function runStateStoreSuite(options: StateStoreSuiteOptions): void {
       test('queues are separate', async (s) => {
         await resolve(s.putDue('a', 'x', t0, ''));
         expect(await resolve(s.claimDue('b', 10, 'w', 1000, t0))).toEqual([]);
+      });
+
+      test('listDue orders by due time then id, claimed or not; getDue reads one item', async (s) => {
+        await resolve(s.putDue('q', 'c', t0 + 2000, 'C'));
+        await resolve(s.putDue('q', 'b', t0 + 1000, 'B'));
+        await resolve(s.putDue('q', 'a', t0 + 1000, 'A'));
+        await resolve(s.putDue('q', 'ab', t0 + 1000, 'AB'));
+        await resolve(s.putDue('q', 'z', t0, 'Z'));
+        expect(await resolve(s.claimDue('q', 1, 'w', 60_000, t0))).toMatchObject([{ id: 'z' }]);
+        expect(await resolve(s.listDue('q', { limit: 10 }))).toEqual([
+          { queue: 'q', id: 'z', dueAt: t0, payload: 'Z', attempts: 1 },
+          { queue: 'q', id: 'a', dueAt: t0 + 1000, payload: 'A', attempts: 0 },
+          { queue: 'q', id: 'ab', dueAt: t0 + 1000, payload: 'AB', attempts: 0 },
+          { queue: 'q', id: 'b', dueAt: t0 + 1000, payload: 'B', attempts: 0 },
+          { queue: 'q', id: 'c', dueAt: t0 + 2000, payload: 'C', attempts: 0 },
+        ]);
+        expect((await resolve(s.listDue('q', { limit: 2 }))).map((i) => i.id)).toEqual(['z', 'a']);
+        expect(await resolve(s.listDue('q', { limit: 0 }))).toEqual([]);
+        expect(await resolve(s.listDue('empty', { limit: 10 }))).toEqual([]);
+        expect(await resolve(s.getDue('q', 'z'))).toEqual({
+          queue: 'q',
+          id: 'z',
+          dueAt: t0,
+          payload: 'Z',
+          attempts: 1,
+        });
+        expect(await resolve(s.getDue('q', 'b'))).toEqual({
+          queue: 'q',
+          id: 'b',
+          dueAt: t0 + 1000,
+          payload: 'B',
+          attempts: 0,
+        });
+        expect(await resolve(s.getDue('q', 'missing'))).toBeUndefined();
+        // A rescheduled item is listed at its new time and keeps its attempts.
+        expect(await resolve(s.rescheduleDue('q', 'z', 'w', t0 + 3000, 'Z2'))).toBe(true);
+        expect((await resolve(s.listDue('q', { limit: 10 }))).at(-1)).toEqual({
+          queue: 'q',
+          id: 'z',
+          dueAt: t0 + 3000,
+          payload: 'Z2',
+          attempts: 1,
+        });
+      });
+
+      test('listDue pages with `after` return every item exactly once, ties included', async (s) => {
+        // Ids of different lengths sharing prefixes, put in no particular order; three due
+        // times, so most items tie with others; a few claimed (by either of two holders).
+        const ids = Array.from({ length: 40 }, (_, i) => `i${(i * 7) % 40}`);
+        for (const [n, id] of ids.entries()) {
+          await resolve(s.putDue('q', id, t0 + (n % 3) * 1000, `p-${id}`));
+        }
+        await resolve(s.claimDue('q', 5, 'w1', 60_000, t0));
+        // All 9 unclaimed items due at t0, then 3 of the 13 due at t0 + 1000.
+        await resolve(s.claimDue('q', 12, 'w2', 60_000, t0 + 1000));
+        const expected = ids
+          .map((id, n) => ({ id, dueAt: t0 + (n % 3) * 1000 }))
+          .sort((a, b) => a.dueAt - b.dueAt || (a.id < b.id ? -1 : 1));
+
+        for (const limit of [1, 3, 7, 40]) {
+          const seen: { id: string; dueAt: number }[] = [];
+          let after: { dueAt: number; id: string } | undefined;
+          for (let pages = 0; pages <= 40; pages++) {
+            const page = await resolve(
+              s.listDue('q', after === undefined ? { limit } : { limit, after }),
+            );
+            expect(page.length).toBeLessThanOrEqual(limit);
+            if (page.length === 0) break;
+            for (const item of page) seen.push({ id: item.id, dueAt: item.dueAt });
+            const last = page[page.length - 1] as DueItem;
+            after = { dueAt: last.dueAt, id: last.id };
+          }
+          expect(seen).toEqual(expected);
+        }
+
+        // `after` need not name an existing item (the last one listed may be gone meanwhile):
+        // the page starts just past that point.
+        const mid = expected[20] as { id: string; dueAt: number };
+        expect(await resolve(s.removeDue('q', mid.id))).toBe(true);
+        expect(
+          (await resolve(s.listDue('q', { limit: 100, after: mid }))).map((i) => i.id),
+        ).toEqual(expected.slice(21).map((e) => e.id));
+        expect(
+          await resolve(s.listDue('q', { limit: 10, after: { dueAt: t0 + 2000, id: '~' } })),
+        ).toEqual([]);
+      });
+
+      test('removeDue removes an item whatever its claim', async (s) => {
+        await resolve(s.putDue('q', 'x', t0, 'p'));
+        await resolve(s.putDue('q', 'y', t0 + 1000, 'p'));
+        expect(await resolve(s.claimDue('q', 10, 'w', 60_000, t0))).toMatchObject([{ id: 'x' }]);
+        expect(await resolve(s.removeDue('q', 'x'))).toBe(true);
+        expect(await resolve(s.getDue('q', 'x'))).toBeUndefined();
+        // The old holder can no longer ack or reschedule it.
+        expect(await resolve(s.ackDue('q', 'x', 'w'))).toBe(false);
+        expect(await resolve(s.rescheduleDue('q', 'x', 'w', t0 + 5000))).toBe(false);
+        expect(await resolve(s.getDue('q', 'x'))).toBeUndefined();
+        expect(await resolve(s.removeDue('q', 'x'))).toBe(false);
+        expect(await resolve(s.removeDue('q', 'never'))).toBe(false);
+        expect(await resolve(s.removeDue('q', 'y'))).toBe(true);
+        expect(await resolve(s.listDue('q', { limit: 10 }))).toEqual([]);
+        expect(await resolve(s.countDue('q'))).toBe(0);
+        expect(await resolve(s.claimDue('q', 10, 'w', 60_000, t0 + 60_000))).toEqual([]);
+        // The id can be used again, as a new item.
+        await resolve(s.putDue('q', 'x', t0, 'again'));
+        expect(await resolve(s.getDue('q', 'x'))).toMatchObject({ payload: 'again', attempts: 0 });
+      });
+
+      test('countDue counts claimed and unclaimed items', async (s) => {
+        expect(await resolve(s.countDue('q'))).toBe(0);
+        await resolve(s.putDue('q', 'a', t0, ''));
+        await resolve(s.putDue('q', 'b', t0, ''));
+        await resolve(s.putDue('q', 'c', t0 + 1000, ''));
+        await resolve(s.putDue('q', 'c', t0 + 2000, 'replaced'));
+        expect(await resolve(s.countDue('q'))).toBe(3);
+        expect(await resolve(s.claimDue('q', 2, 'w', 60_000, t0))).toHaveLength(2);
+        expect(await resolve(s.countDue('q'))).toBe(3);
+        expect(await resolve(s.ackDue('q', 'a', 'w'))).toBe(true);
+        expect(await resolve(s.countDue('q'))).toBe(2);
+      });
+
+      test('large payloads round-trip unchanged', async (s) => {
+        const chunk = 'ascii {"json": "quoted \\ \u00e9"}\n\ttabs, é € 漢字 😀 \r\n';
+        const payload = chunk.repeat(Math.ceil(60_000 / chunk.length));
+        await resolve(s.putDue('q', 'big', t0, payload));
+        expect((await resolve(s.getDue('q', 'big')))?.payload).toBe(payload);
+        expect((await resolve(s.listDue('q', { limit: 1 })))[0]?.payload).toBe(payload);
+        expect((await resolve(s.claimDue('q', 1, 'w', 60_000, t0)))[0]?.payload).toBe(payload);
+        expect((await resolve(s.listDue('q', { limit: 1 })))[0]?.payload).toBe(payload);
+      });
+
+      test('listing, reading, counting and removing keep queues separate', async (s) => {
+        await resolve(s.putDue('a', 'x', t0, 'in a'));
+        await resolve(s.putDue('ab', 'x', t0, 'in ab'));
+        await resolve(s.putDue('ab', 'y', t0, 'in ab'));
+        await resolve(s.claimDue('ab', 1, 'w', 60_000, t0));
+        expect(await resolve(s.listDue('a', { limit: 10 }))).toEqual([
+          { queue: 'a', id: 'x', dueAt: t0, payload: 'in a', attempts: 0 },
+        ]);
+        expect(await resolve(s.getDue('a', 'y'))).toBeUndefined();
+        expect(await resolve(s.countDue('a'))).toBe(1);
+        expect(await resolve(s.countDue('ab'))).toBe(2);
+        expect(await resolve(s.removeDue('a', 'y'))).toBe(false);
+        expect(await resolve(s.removeDue('ab', 'x'))).toBe(true);
+        expect(await resolve(s.getDue('a', 'x'))).toMatchObject({ payload: 'in a' });
+        expect(await resolve(s.countDue('a'))).toBe(1);
+        expect((await resolve(s.listDue('ab', { limit: 10 }))).map((i) => i.id)).toEqual(['y']);
       });
     });
 

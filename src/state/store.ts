@@ -110,7 +110,10 @@ export interface DueItem {
   readonly id: string;
   readonly dueAt: number;
   readonly payload: string;
-  /** How many times it was claimed before (1 on the first claim). */
+  /**
+   * How many times it was claimed: 1 on the first claim (as claimDue returns it), 0 for an item
+   * listDue / getDue report before anyone claimed it. putDue resets it to 0.
+   */
   readonly attempts: number;
 }
 
@@ -196,6 +199,28 @@ export interface StateStore {
     dueAt: number,
     payload?: string,
   ): MaybePromise<boolean>;
+
+  /**
+   * Items of `queue` ordered by (dueAt, id), claimed or not (a dead-letter queue is a queue
+   * nobody claims; a list of scheduled actions is the same). `after` is the (dueAt, id) of the
+   * last item of the previous page; at most `limit` items. Ids that tie on dueAt are ordered by
+   * their UTF-8 bytes (the memory store: by UTF-16 code units; the same for ids without
+   * characters beyond U+FFFF). Paging is by key, so items added or removed meanwhile never make
+   * a page repeat or skip the others.
+   */
+  listDue(
+    queue: string,
+    options: { limit: number; after?: { dueAt: number; id: string } },
+  ): MaybePromise<DueItem[]>;
+  /** One item by id, claimed or not. */
+  getDue(queue: string, id: string): MaybePromise<DueItem | undefined>;
+  /**
+   * Removes an item whatever its claim (cancel, discard); true when it existed. A holder of the
+   * removed item then fails to ack or reschedule it.
+   */
+  removeDue(queue: string, id: string): MaybePromise<boolean>;
+  /** How many items `queue` holds (claimed or not). */
+  countDue(queue: string): MaybePromise<number>;
 
   /** Deletes expired keys, reservations and windows; returns how many entries were removed. */
   cleanup(now: number): MaybePromise<number>;

@@ -64,17 +64,26 @@ function fromFlags(flags: Flags): Partial<ActionInput> {
 function describe(outcome: Outcome): string {
   const head = `${outcome.outcome}  provider=${outcome.provider}  action=${outcome.actionId}  ${outcome.durationMs}ms`;
   switch (outcome.outcome) {
-    case 'failed':
-      return `${head}\n  ${outcome.error.code}: ${outcome.error.message}`;
+    case 'failed': {
+      const dlq = outcome.deadLetterId === undefined ? '' : `  deadLetter=${outcome.deadLetterId}`;
+      const tries = outcome.attempts === undefined ? '' : `  attempts=${outcome.attempts}`;
+      return `${head}${tries}${dlq}\n  ${outcome.error.code}: ${outcome.error.message}`;
+    }
+    case 'retrying':
+      return `${head}  attempts=${outcome.attempts}  nextAttemptAt=${outcome.nextAttemptAt}${outcome.error === undefined ? '' : `\n  ${outcome.error.code}: ${outcome.error.message}`}`;
+    case 'circuit_open':
+      return `${head}  retryAfterMs=${outcome.retryAfterMs}\n  ${outcome.error.code}: ${outcome.error.message}`;
     case 'suppressed':
       return `${head}  rule=${outcome.rule}\n  ${outcome.reason}`;
     case 'deduplicated':
       return `${head}  duplicateOf=${outcome.duplicateOf}${outcome.inFlight ? '  (in flight)' : ''}`;
     case 'throttled':
-      return `${head}  rule=${outcome.rule}  retryAfterMs=${outcome.retryAfterMs}`;
+      return `${head}  ${outcome.rule === undefined ? `budget=${outcome.budget ?? ''}` : `rule=${outcome.rule}`}  retryAfterMs=${outcome.retryAfterMs}`;
     case 'executed':
     case 'rerouted': {
-      const from = outcome.outcome === 'rerouted' ? `  from=${outcome.originalProvider}` : '';
+      const from =
+        (outcome.outcome === 'rerouted' ? `  from=${outcome.originalProvider}` : '') +
+        (outcome.fallbackFrom === undefined ? '' : `  fallbackFrom=${outcome.fallbackFrom}`);
       const { status, body } = outcome.response;
       const line = `${head}${from}${status === undefined ? '' : `  status=${status}`}`;
       return body === undefined ? line : `${line}\n  ${JSON.stringify(body)}`;
@@ -82,9 +91,14 @@ function describe(outcome: Outcome): string {
   }
 }
 
-/** Failed or throttled actions did not happen: exit 1. Suppressed or deduplicated ones were meant not to. */
+/**
+ * Failed, throttled or circuit-open actions did not happen: exit 1. Suppressed or deduplicated
+ * ones were meant not to; a retrying one is accepted and will be retried.
+ */
 function exitCode(outcomes: Outcome[]): number {
-  return outcomes.some((o) => o.outcome === 'failed' || o.outcome === 'throttled')
+  return outcomes.some(
+    (o) => o.outcome === 'failed' || o.outcome === 'throttled' || o.outcome === 'circuit_open',
+  )
     ? EXIT_FAILED
     : EXIT_OK;
 }

@@ -31,6 +31,7 @@ const RESPONSE: ProviderResponse = {};
  */
 export class LogProvider implements Provider {
   readonly type = 'log';
+  readonly inline = true;
   private readonly sink: LineSink;
   private readonly file: WriteStream | undefined;
 

@@ -8,6 +8,7 @@ const DONE: Promise<ProviderResponse> = Promise.resolve(RESPONSE);
 /** Does nothing and succeeds at once: for benchmarks and for measuring pipeline overhead. */
 export class NoopProvider implements Provider {
   readonly type = 'noop';
+  readonly inline = true;
   constructor(readonly name: string) {}
 
   execute(): Promise<ProviderResponse> {

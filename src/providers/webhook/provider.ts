@@ -1,23 +1,42 @@
-import { Pool, errors as undiciErrors } from 'undici';
 import type { Dispatcher } from 'undici';
 import { Type, type Static } from 'typebox';
 import type { Action } from '../../core/action.js';
+import { SyError } from '../../core/errors.js';
 import type { ProviderResponse } from '../../core/outcome.js';
-import { Duration, Size } from '../../core/schema-types.js';
-import { parseDuration, parseSize } from '../../core/units.js';
+import { Size } from '../../core/schema-types.js';
+import { parseSize } from '../../core/units.js';
 import {
-  ProviderError,
+  maskHeaders,
   type ExecuteContext,
   type Provider,
+  type ProviderPreview,
   type ProviderType,
 } from '../provider.js';
+import { compileText, templateView, type TemplateView } from '../template.js';
+import {
+  compileHeaders,
+  compileJson,
+  compileUrl,
+  maskUrl,
+  renderTemplate,
+  type HeadersTemplate,
+  type UrlTemplate,
+} from '../http/request-template.js';
+import { SIGNATURE_HEADER, signBody } from '../http/signing.js';
+import { HttpTransport, type HttpTransportOptions } from '../http/transport.js';
+
+export { isTransientStatus } from '../http/transport.js';
+
+const HEADER_NAME = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$";
 
 export const WebhookProviderConfigSchema = Type.Object(
   {
     type: Type.Literal('webhook'),
     url: Type.String({
-      pattern: '^https?://',
-      description: 'Destination URL (http or https).',
+      pattern: '^[Hh][Tt][Tt][Pp][Ss]?://',
+      maxLength: 8192,
+      description:
+        'Destination URL (http or https); a template (e.g. https://api.example.com/items/{{payload.id}}), inserted values are percent-encoded.',
     }),
     method: Type.Optional(
       Type.Enum(['POST', 'PUT', 'PATCH', 'DELETE', 'GET'], {
@@ -26,170 +45,199 @@ export const WebhookProviderConfigSchema = Type.Object(
     ),
     headers: Type.Optional(
       Type.Record(Type.String(), Type.String(), {
-        description: 'Extra request headers; use ${ENV_VAR} for secrets.',
+        propertyNames: { pattern: HEADER_NAME },
+        description: 'Extra request headers; values are templates; use ${ENV_VAR} for secrets.',
       }),
     ),
-    timeout: Type.Optional(Duration('Per-request timeout. Default 10s.')),
+    body: Type.Optional(
+      Type.Unknown({
+        description:
+          'Request body. A JSON value whose strings are templates (sent as JSON), or a string template (sent as text). Default: the action payload as JSON.',
+      }),
+    ),
+    signing: Type.Optional(
+      Type.Object(
+        {
+          secret: Type.String({
+            minLength: 16,
+            description: 'HMAC-SHA256 secret shared with the receiver; use ${ENV_VAR}.',
+          }),
+          header: Type.Optional(
+            Type.String({
+              pattern: HEADER_NAME,
+              description: 'Header carrying the signature. Default x-switchyard-signature.',
+            }),
+          ),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     maxResponseSize: Type.Optional(
       Size('Largest response body kept in the outcome. Default 64KiB.'),
     ),
     connections: Type.Optional(
-      Type.Integer({ minimum: 1, maximum: 1024, description: 'Pooled connections. Default 16.' }),
+      Type.Integer({
+        minimum: 1,
+        maximum: 1024,
+        description: 'Pooled keep-alive connections per origin. Default 16.',
+      }),
+    ),
+    allowPrivateNetworks: Type.Optional(
+      Type.Boolean({
+        description:
+          'Allow loopback, private, link-local and other non-public destinations (SSRF guard off). Default false.',
+      }),
     ),
   },
   { additionalProperties: false },
 );
 export type WebhookProviderConfig = Static<typeof WebhookProviderConfigSchema>;
 
-const DEFAULT_TIMEOUT_MS = 10_000;
-const DEFAULT_MAX_RESPONSE = 64 * 1024;
-const DEFAULT_CONNECTIONS = 16;
+/** What WebhookProvider needs besides its config (tests inject a clock or a connector). */
+export interface WebhookProviderOptions {
+  /** Epoch ms for signature timestamps and Retry-After dates. Default Date.now. */
+  now?: () => number;
+  /** Tests only: see HttpTransportOptions.connector. */
+  connector?: HttpTransportOptions['connector'];
+}
 
-/** Statuses after which a later attempt may succeed (RFC 9110 and common practice). */
-export function isTransientStatus(status: number): boolean {
-  return status === 408 || status === 425 || status === 429 || status >= 500;
+interface BuiltRequest {
+  url: URL;
+  method: Dispatcher.HttpMethod;
+  headers: Record<string, string>;
+  body: string | undefined;
 }
 
 /**
- * POSTs the action's payload as JSON to a URL over a pooled keep-alive connection (undici Pool).
- * A non-2xx answer is a failure carrying the status; a hang is a timeout failure after `timeout`.
+ * Sends an action over HTTP(S): the payload as JSON by default, or a body rendered from templates.
+ * Every request carries x-switchyard-action-id / -action-type / -attempt so the receiver can
+ * deduplicate retries, and optionally an HMAC signature. A non-2xx answer is a failure carrying
+ * the status; time limits are the executor's (ctx.signal).
  */
 export class WebhookProvider implements Provider {
   readonly type = 'webhook';
-  private readonly pool: Pool;
-  private readonly path: string;
+  private readonly transport: HttpTransport;
+  private readonly url: UrlTemplate;
   private readonly method: Dispatcher.HttpMethod;
-  private readonly headers: Record<string, string>;
-  private readonly timeoutMs: number;
-  private readonly maxResponseSize: number;
+  private readonly headers: HeadersTemplate;
+  private readonly body: ((view: TemplateView) => string) | undefined;
+  private readonly json: boolean;
+  private readonly contentType: string | undefined;
+  private readonly signing: { secret: string; header: string } | undefined;
+  private readonly now: () => number;
 
   constructor(
     readonly name: string,
     config: WebhookProviderConfig,
+    options: WebhookProviderOptions = {},
   ) {
-    const url = new URL(config.url);
-    this.path = url.pathname + url.search;
+    const where = `providers.${name}`;
+    this.now = options.now ?? Date.now;
+    this.url = compileUrl(config.url, `${where}.url`);
     this.method = config.method ?? 'POST';
-    this.timeoutMs = parseDuration(config.timeout) ?? DEFAULT_TIMEOUT_MS;
-    this.maxResponseSize = parseSize(config.maxResponseSize) ?? DEFAULT_MAX_RESPONSE;
-    this.headers = { 'content-type': 'application/json', ...lowerKeys(config.headers ?? {}) };
-    this.pool = new Pool(url.origin, {
-      connections: config.connections ?? DEFAULT_CONNECTIONS,
-      headersTimeout: this.timeoutMs,
-      bodyTimeout: this.timeoutMs,
+    this.headers = compileHeaders(config.headers ?? {}, `${where}.headers`);
+    const configured = Object.keys(config.headers ?? {}).some(
+      (k) => k.toLowerCase() === 'content-type',
+    );
+    const body = config.body ?? undefined;
+    if (this.method === 'GET' && body !== undefined) {
+      throw new SyError('SY_ERR_CONFIG_INVALID', `${where}.body is not allowed with method GET`, {
+        field: `${where}.body`,
+      });
+    }
+    this.json = this.method !== 'GET' && typeof body !== 'string';
+    if (this.method === 'GET') {
+      this.body = undefined;
+      this.contentType = undefined;
+    } else if (typeof body === 'string') {
+      const text = compileText(body, `${where}.body`);
+      this.body = (view) => renderTemplate(() => text(view), `${where}.body`);
+      this.contentType = configured ? undefined : 'text/plain; charset=utf-8';
+    } else if (body !== undefined) {
+      const value = compileJson(body, `${where}.body`);
+      this.body = (view) => JSON.stringify(value(view)) ?? 'null';
+      this.contentType = configured ? undefined : 'application/json';
+    } else {
+      this.body = (view) => JSON.stringify(view.payload);
+      this.contentType = configured ? undefined : 'application/json';
+    }
+    this.signing =
+      config.signing === undefined
+        ? undefined
+        : {
+            secret: config.signing.secret,
+            header: (config.signing.header ?? SIGNATURE_HEADER).toLowerCase(),
+          };
+    this.transport = new HttpTransport({
+      name,
+      connections: config.connections,
+      allowPrivateNetworks: config.allowPrivateNetworks ?? false,
+      maxResponseSize: parseSize(config.maxResponseSize),
+      now: this.now,
+      connector: options.connector,
     });
   }
 
   async execute(action: Action, ctx: ExecuteContext): Promise<ProviderResponse> {
-    const timeout = AbortSignal.timeout(this.timeoutMs);
-    const signal = AbortSignal.any([timeout, ctx.signal]);
-    const hasBody = this.method !== 'GET';
-    let res: Dispatcher.ResponseData;
+    const req = this.build(action, ctx.attempt);
+    const result = await this.transport.request({ ...req, signal: ctx.signal });
+    return this.transport.expectOk(result);
+  }
+
+  preview(action: Action): ProviderPreview {
+    const req = this.build(action, 1);
+    const headers = maskHeaders(req.headers);
+    if (this.signing !== undefined) headers[this.signing.header] = '***';
+    return {
+      kind: 'http',
+      method: req.method,
+      url: maskUrl(req.url),
+      headers,
+      // Exactly what would be sent: the JSON parsed back (undefined fields dropped), or the text.
+      body: req.body === undefined ? '' : this.json ? (JSON.parse(req.body) as unknown) : req.body,
+    };
+  }
+
+  destination(action: Action): string | undefined {
     try {
-      res = await this.pool.request({
-        path: this.path,
-        method: this.method,
-        headers: {
-          ...this.headers,
-          'x-switchyard-action-id': action.id,
-          'x-switchyard-action-type': action.actionType,
-        },
-        body: hasBody ? JSON.stringify(action.payload) : null,
-        signal,
-      });
-    } catch (err) {
-      throw this.wrap(err, timeout.aborted, ctx.signal.aborted);
+      return this.url(templateView(action)).host;
+    } catch {
+      return undefined;
     }
-    let response: ProviderResponse;
-    try {
-      response = await readCapped(res, this.maxResponseSize);
-    } catch (err) {
-      throw this.wrap(err, timeout.aborted, ctx.signal.aborted);
-    }
-    if (res.statusCode >= 200 && res.statusCode < 300) return response;
-    throw new ProviderError(
-      'SY_ERR_PROVIDER_HTTP_STATUS',
-      `provider "${this.name}" answered HTTP ${res.statusCode}`,
-      { transient: isTransientStatus(res.statusCode), response },
-    );
   }
 
   close(): Promise<void> {
-    return this.pool.close();
+    return this.transport.close();
   }
 
-  private wrap(err: unknown, timedOut: boolean, cancelled: boolean): ProviderError {
-    if (cancelled && !timedOut) {
-      return new ProviderError(
-        'SY_ERR_SHUTTING_DOWN',
-        `provider "${this.name}" call was aborted because the gateway is shutting down`,
-        { transient: true, cause: err },
-      );
+  /** Renders everything a request needs; throws ProviderError SY_ERR_TEMPLATE. */
+  private build(action: Action, attempt: number): BuiltRequest {
+    const view = templateView(action, attempt);
+    const url = this.url(view);
+    const body = this.body?.(view);
+    const headers: Record<string, string> = {};
+    if (this.contentType !== undefined) headers['content-type'] = this.contentType;
+    Object.assign(headers, this.headers(view));
+    // Set last: a configured header cannot fake the identity a receiver deduplicates on.
+    headers['x-switchyard-action-id'] = action.id;
+    headers['x-switchyard-action-type'] = action.actionType;
+    headers['x-switchyard-attempt'] = String(attempt);
+    if (this.signing !== undefined) {
+      headers[this.signing.header] = signBody(this.signing.secret, body ?? '', this.now() / 1000);
     }
-    if (
-      timedOut ||
-      err instanceof undiciErrors.HeadersTimeoutError ||
-      err instanceof undiciErrors.BodyTimeoutError
-    ) {
-      return new ProviderError(
-        'SY_ERR_PROVIDER_TIMEOUT',
-        `provider "${this.name}" did not answer within ${this.timeoutMs}ms`,
-        { transient: true, cause: err },
-      );
-    }
-    const code = (err as { code?: unknown }).code;
-    const message = err instanceof Error ? err.message : String(err);
-    return new ProviderError(
-      'SY_ERR_PROVIDER_NETWORK',
-      `provider "${this.name}" could not be reached: ${typeof code === 'string' && !message.includes(code) ? `${code} ` : ''}${message}`,
-      { transient: true, cause: err },
-    );
+    return {
+      url,
+      method: this.method,
+      headers,
+      body,
+    };
   }
-}
-
-function lowerKeys(headers: Record<string, string>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(headers)) out[k.toLowerCase()] = v;
-  return out;
-}
-
-/** Reads at most `max` bytes of the body; parses JSON when the content type says so. */
-async function readCapped(res: Dispatcher.ResponseData, max: number): Promise<ProviderResponse> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  let truncated = false;
-  for await (const chunk of res.body as AsyncIterable<Buffer>) {
-    const room = max - size;
-    if (chunk.length > room) {
-      if (room > 0) chunks.push(chunk.subarray(0, room));
-      size = max;
-      truncated = true;
-      res.body.destroy();
-      break;
-    }
-    chunks.push(chunk);
-    size += chunk.length;
-  }
-  const response: ProviderResponse = { status: res.statusCode };
-  if (size === 0) return response;
-  const text = Buffer.concat(chunks, size).toString('utf8');
-  const type = res.headers['content-type'];
-  let body: unknown = text;
-  if (!truncated && typeof type === 'string' && type.includes('json')) {
-    try {
-      body = JSON.parse(text);
-    } catch {
-      body = text;
-    }
-  }
-  response.body = body;
-  if (truncated) response.truncated = true;
-  return response;
 }
 
 export const webhookProviderType: ProviderType<WebhookProviderConfig> = {
   type: 'webhook',
-  description: 'Sends the action payload as JSON over HTTP(S) with a pooled client.',
+  description:
+    'Sends the action over HTTP(S) (payload as JSON or a templated body) with a pooled client, optional HMAC signing and an SSRF guard.',
   configSchema: WebhookProviderConfigSchema,
-  create: (name, config) => new WebhookProvider(name, config),
+  create: (name, config, ctx) => new WebhookProvider(name, config, { now: () => ctx.clock.now() }),
 };

@@ -5,7 +5,7 @@ import type { Gateway } from '../../gateway/gateway.js';
 
 const Status = Type.Object({ status: Type.String() });
 
-/** Liveness, readiness, metrics and the provider list: what operators and orchestrators poll. */
+/** Liveness, readiness and metrics: what operators and orchestrators poll. */
 export function opsRoutes(app: FastifyInstance, gateway: Gateway, isClosing: () => boolean): void {
   app.get(
     '/health',
@@ -38,28 +38,5 @@ export function opsRoutes(app: FastifyInstance, gateway: Gateway, isClosing: () 
       const text = await registry.metrics();
       return reply.type(registry.contentType).send(text);
     },
-  );
-
-  app.get(
-    '/v1/providers',
-    {
-      schema: {
-        summary: 'The configured providers',
-        tags: ['providers'],
-        response: {
-          200: Type.Object({
-            items: Type.Array(Type.Object({ name: Type.String(), type: Type.String() })),
-            nextCursor: Type.Null(),
-          }),
-        },
-      },
-    },
-    () => ({
-      items: gateway.providers.names().map((name) => ({
-        name,
-        type: gateway.providers.get(name)?.type ?? 'unknown',
-      })),
-      nextCursor: null,
-    }),
   );
 }

@@ -208,13 +208,13 @@ export class MemoryStateStore implements StateStore {
     if (q === undefined || limit <= 0) return [];
     const ready = [...q.values()]
       .filter((e) => e.dueAt <= now && (e.holder === undefined || e.claimedUntil <= now))
-      .sort((a, b) => a.dueAt - b.dueAt || (a.id < b.id ? -1 : 1))
+      .sort(byDue)
       .slice(0, limit);
     return ready.map((e) => {
       e.holder = holder;
       e.claimedUntil = now + leaseMs;
       e.attempts++;
-      return { queue, id: e.id, dueAt: e.dueAt, payload: e.payload, attempts: e.attempts };
+      return dueItem(queue, e);
     });
   }
 
@@ -239,6 +239,41 @@ export class MemoryStateStore implements StateStore {
     e.holder = undefined;
     e.claimedUntil = 0;
     return true;
+  }
+
+  listDue(
+    queue: string,
+    options: { limit: number; after?: { dueAt: number; id: string } },
+  ): DueItem[] {
+    const q = this.due.get(queue);
+    if (q === undefined || options.limit <= 0) return [];
+    const after = options.after;
+    const entries =
+      after === undefined
+        ? [...q.values()]
+        : [...q.values()].filter(
+            (e) => e.dueAt > after.dueAt || (e.dueAt === after.dueAt && e.id > after.id),
+          );
+    return entries
+      .sort(byDue)
+      .slice(0, options.limit)
+      .map((e) => dueItem(queue, e));
+  }
+
+  getDue(queue: string, id: string): DueItem | undefined {
+    const e = this.due.get(queue)?.get(id);
+    return e === undefined ? undefined : dueItem(queue, e);
+  }
+
+  removeDue(queue: string, id: string): boolean {
+    const q = this.due.get(queue);
+    if (q === undefined || !q.delete(id)) return false;
+    if (q.size === 0) this.due.delete(queue);
+    return true;
+  }
+
+  countDue(queue: string): number {
+    return this.due.get(queue)?.size ?? 0;
   }
 
   cleanup(now: number): number {
@@ -304,6 +339,15 @@ interface DueEntry {
   holder: string | undefined;
   claimedUntil: number;
   attempts: number;
+}
+
+/** Order of due items: by due time, then id. */
+function byDue(a: DueEntry, b: DueEntry): number {
+  return a.dueAt - b.dueAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
+
+function dueItem(queue: string, e: DueEntry): DueItem {
+  return { queue, id: e.id, dueAt: e.dueAt, payload: e.payload, attempts: e.attempts };
 }
 
 /** True when an earlier limit in `ops` (same key and window) already recorded this call. */

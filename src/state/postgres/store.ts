@@ -484,6 +484,35 @@ export class PostgresStateStore implements StateStore {
     return res.rowCount === 1;
   }
 
+  async listDue(
+    queue: string,
+    options: { limit: number; after?: { dueAt: number; id: string } },
+  ): Promise<DueItem[]> {
+    if (options.limit <= 0) return [];
+    const limit = Math.floor(options.limit);
+    const { after } = options;
+    const res = await (after === undefined
+      ? this.run<DueRow>('listDue', this.sql.listDue, [queue, limit])
+      : this.run<DueRow>('listDue', this.sql.listDueAfter, [queue, after.dueAt, after.id, limit]));
+    return res.rows.map((r) => toDueItem(queue, r));
+  }
+
+  async getDue(queue: string, id: string): Promise<DueItem | undefined> {
+    const res = await this.run<DueRow>('getDue', this.sql.getDue, [queue, id]);
+    const row = res.rows[0];
+    return row === undefined ? undefined : toDueItem(queue, row);
+  }
+
+  async removeDue(queue: string, id: string): Promise<boolean> {
+    const res = await this.run('removeDue', this.sql.removeDue, [queue, id]);
+    return res.rowCount === 1;
+  }
+
+  async countDue(queue: string): Promise<number> {
+    const res = await this.run<{ n: string }>('countDue', this.sql.countDue, [queue]);
+    return Number(res.rows[0]?.n ?? 0);
+  }
+
   async cleanup(now: number): Promise<number> {
     const res = await this.run<{ n: string }>('cleanup', this.sql.cleanup, [Math.floor(now)]);
     return Number(res.rows[0]?.n ?? 0);
@@ -534,6 +563,18 @@ function toGateResult(blocked: Blocked | null): GateResult {
     holder: blocked.holder,
     stored: blocked.stored ?? undefined,
   };
+}
+
+/** A due item as the list and get statements return it (bigints come as strings). */
+interface DueRow {
+  id: string;
+  due_at: string;
+  payload: string;
+  attempts: number;
+}
+
+function toDueItem(queue: string, r: DueRow): DueItem {
+  return { queue, id: r.id, dueAt: Number(r.due_at), payload: r.payload, attempts: r.attempts };
 }
 
 /** Wraps a driver error once; errors already wrapped (from init) pass through. */
@@ -625,6 +666,25 @@ function statements(n: SchemaNames) {
          claimed_until = 0
        where queue = $1 and id = $2 and holder = $3`,
     ),
+    // Both read <prefix>due_ready (queue, due_at, id) in order from the page's start: the row
+    // comparison is an index bound (id is collate "C" in the table, the index and the bound).
+    listDue: s(
+      'list_due',
+      `select id, due_at, payload, attempts from ${t('due')}
+       where queue = $1 order by due_at, id limit $2`,
+    ),
+    listDueAfter: s(
+      'list_due_after',
+      `select id, due_at, payload, attempts from ${t('due')}
+       where queue = $1 and (due_at, id) > ($2::bigint, $3::text)
+       order by due_at, id limit $4`,
+    ),
+    getDue: s(
+      'get_due',
+      `select id, due_at, payload, attempts from ${t('due')} where queue = $1 and id = $2`,
+    ),
+    removeDue: s('remove_due', `delete from ${t('due')} where queue = $1 and id = $2`),
+    countDue: s('count_due', `select count(*) as n from ${t('due')} where queue = $1`),
     // Rows a gate or settle is writing right now are skipped, not waited for: cleanup never
     // blocks the hot path or deadlocks with it, and gets those rows next time.
     cleanup: s(

@@ -271,6 +271,101 @@ return 1
 `;
 
 /**
+ * dueList: ARGV: limit, hasAfter ('1' | '0'), afterDueAt, afterId. The items of the queue after
+ * (afterDueAt, afterId), ordered by (dueAt, id), at most `limit`: a page of the ready set, found
+ * by rank (ZCOUNT past the earlier due times, then a binary search among the ties on afterDueAt),
+ * merged with the claimed items after the same point (the claimed set is scored by claim expiry,
+ * so all of it is read: it holds only the items being worked on). Ids are compared by their
+ * bytes, as Redis orders set members that tie on score (Lua's `<` on strings follows the locale).
+ * Returns a flat list: id, dueAt, payload, attempts, id, …
+ */
+const DUE_LIST = `
+local limit = tonumber(ARGV[1])
+local after = ARGV[2] == '1'
+local adue = tonumber(ARGV[3])
+local aid = ARGV[4]
+local function less(x, y)
+  if x == y then return false end
+  for i = 1, math.min(#x, #y) do
+    local a, b = string.byte(x, i), string.byte(y, i)
+    if a ~= b then return a < b end
+  end
+  return #x < #y
+end
+if limit <= 0 then return {} end
+local start = 0
+if after then
+  local lo = redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. ARGV[3])
+  local hi = redis.call('ZCOUNT', KEYS[1], '-inf', ARGV[3])
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    if less(aid, redis.call('ZRANGE', KEYS[1], mid, mid)[1]) then hi = mid else lo = mid + 1 end
+  end
+  start = lo
+end
+local ready = redis.call('ZRANGE', KEYS[1], start, start + limit - 1, 'WITHSCORES')
+local claimed = {}
+local members = redis.call('ZRANGE', KEYS[2], 0, -1)
+for i = 1, #members do
+  local id = members[i]
+  local d = redis.call('HGET', KEYS[3], 'd:' .. id)
+  if d then
+    local due = tonumber(d)
+    if not after or due > adue or (due == adue and less(aid, id)) then
+      claimed[#claimed + 1] = {due, id, d}
+    end
+  end
+end
+table.sort(claimed, function(x, y)
+  if x[1] ~= y[1] then return x[1] < y[1] end
+  return less(x[2], y[2])
+end)
+local out = {}
+local r, c, n = 1, 1, 0
+while n < limit do
+  local id, d
+  local nextReady = r < #ready
+  local nextClaimed = c <= #claimed
+  if not nextReady and not nextClaimed then break end
+  if nextReady and nextClaimed then
+    local rdue, cl = tonumber(ready[r + 1]), claimed[c]
+    nextClaimed = cl[1] < rdue or (cl[1] == rdue and less(cl[2], ready[r]))
+  end
+  if nextClaimed then
+    id, d = claimed[c][2], claimed[c][3]
+    c = c + 1
+  else
+    id, d = ready[r], ready[r + 1]
+    r = r + 2
+  end
+  local h = redis.call('HMGET', KEYS[3], 'p:' .. id, 'a:' .. id)
+  out[#out + 1] = id
+  out[#out + 1] = d
+  out[#out + 1] = h[1] or ''
+  out[#out + 1] = h[2] or '0'
+  n = n + 1
+end
+return out
+`;
+
+/**
+ * dueRemove: ARGV: id. Removes the item whatever its claim (a holder's later ack or reschedule
+ * finds no claim); returns 1 when it existed (it is in exactly one of the two sets).
+ */
+const DUE_REMOVE = `
+local id = ARGV[1]
+local n = redis.call('ZREM', KEYS[1], id) + redis.call('ZREM', KEYS[2], id)
+redis.call('HDEL', KEYS[3], 'p:' .. id, 'd:' .. id, 'a:' .. id, 'h:' .. id)
+if n > 0 then return 1 end
+return 0
+`;
+
+/** dueCount: every item of the queue, ready or claimed (each is in exactly one set). */
+const DUE_COUNT = `
+return redis.call('ZCARD', KEYS[1]) + redis.call('ZCARD', KEYS[2])
+`;
+
+/**
  * cleanup: KEYS: candidate keys (from SCAN). ARGV: now. Every expiring key's Redis expiry is
  * its logical expiry plus GC_GRACE_MS, so a key whose logical expiry is at or before `now` is
  * dead: delete it.
@@ -313,6 +408,9 @@ export const SCRIPTS = {
   syDueClaim: { lua: DUE_CLAIM, numberOfKeys: 3 },
   syDueAck: { lua: DUE_ACK, numberOfKeys: 3 },
   syDueReschedule: { lua: DUE_RESCHEDULE, numberOfKeys: 3 },
+  syDueList: { lua: DUE_LIST, numberOfKeys: 3 },
+  syDueRemove: { lua: DUE_REMOVE, numberOfKeys: 3 },
+  syDueCount: { lua: DUE_COUNT, numberOfKeys: 3 },
   syCleanup: { lua: CLEANUP },
 } as const satisfies Record<string, ScriptDefinition>;
 

@@ -299,6 +299,58 @@ export class RedisStateStore implements StateStore {
     return moved === 1;
   }
 
+  async listDue(
+    queue: string,
+    options: { limit: number; after?: { dueAt: number; id: string } },
+  ): Promise<DueItem[]> {
+    if (options.limit <= 0) return [];
+    const [ready, claimed, items] = this.dueKeys(queue);
+    const { after } = options;
+    const flat = (await this.run('listDue', (c) =>
+      c.syDueList(
+        ready,
+        claimed,
+        items,
+        Math.floor(options.limit),
+        after === undefined ? '0' : '1',
+        after?.dueAt ?? 0,
+        after?.id ?? '',
+      ),
+    )) as string[];
+    const out: DueItem[] = [];
+    for (let i = 0; i < flat.length; i += 4) {
+      out.push({
+        queue,
+        id: flat[i] as string,
+        dueAt: Number(flat[i + 1]),
+        payload: flat[i + 2] as string,
+        attempts: Number(flat[i + 3]),
+      });
+    }
+    return out;
+  }
+
+  async getDue(queue: string, id: string): Promise<DueItem | undefined> {
+    const [, , items] = this.dueKeys(queue);
+    // One HMGET: the fields of one item are read atomically.
+    const [dueAt, payload, attempts] = await this.run('getDue', (c) =>
+      c.hmget(items, `d:${id}`, `p:${id}`, `a:${id}`),
+    );
+    if (dueAt == null) return undefined;
+    return { queue, id, dueAt: Number(dueAt), payload: payload ?? '', attempts: Number(attempts) };
+  }
+
+  async removeDue(queue: string, id: string): Promise<boolean> {
+    const [ready, claimed, items] = this.dueKeys(queue);
+    const removed = await this.run('removeDue', (c) => c.syDueRemove(ready, claimed, items, id));
+    return removed === 1;
+  }
+
+  async countDue(queue: string): Promise<number> {
+    const [ready, claimed, items] = this.dueKeys(queue);
+    return (await this.run('countDue', (c) => c.syDueCount(ready, claimed, items))) as number;
+  }
+
   /**
    * Redis expires keys by itself; this also removes what is expired at the caller's `now`
    * (which may run ahead of the Redis clock). Walks the prefix with SCAN, so it is a

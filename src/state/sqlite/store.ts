@@ -409,6 +409,50 @@ export class SqliteStateStore implements StateStore {
     }
   }
 
+  listDue(
+    queue: string,
+    options: { limit: number; after?: { dueAt: number; id: string } },
+  ): DueItem[] {
+    if (options.limit <= 0) return [];
+    try {
+      const q = this.prefix + queue;
+      const { after } = options;
+      const rows = (
+        after === undefined
+          ? this.q.dueList.all(q, Math.floor(options.limit))
+          : this.q.dueListAfter.all(q, after.dueAt, after.id, Math.floor(options.limit))
+      ) as DueRow[];
+      return rows.map((r) => toDueItem(queue, r));
+    } catch (err) {
+      throw this.fail('listDue', err);
+    }
+  }
+
+  getDue(queue: string, id: string): DueItem | undefined {
+    try {
+      const row = this.q.dueGet.get(this.prefix + queue, id) as DueRow | undefined;
+      return row === undefined ? undefined : toDueItem(queue, row);
+    } catch (err) {
+      throw this.fail('getDue', err);
+    }
+  }
+
+  removeDue(queue: string, id: string): boolean {
+    try {
+      return this.q.dueRemove.run(this.prefix + queue, id).changes > 0;
+    } catch (err) {
+      throw this.fail('removeDue', err);
+    }
+  }
+
+  countDue(queue: string): number {
+    try {
+      return this.q.dueCount.get(this.prefix + queue) as number;
+    } catch (err) {
+      throw this.fail('countDue', err);
+    }
+  }
+
   /**
    * Deletes expired reservations, throttle entries and keys of the whole file (expired rows are
    * absent for every prefix). Leases and due items are kept: a lease row carries its fencing
@@ -549,6 +593,13 @@ function recordedEarlier(ops: readonly GateOp[], i: number, j: number): boolean 
   return false;
 }
 
+/** A due item as the list and get statements return it (raw). */
+type DueRow = [id: string, dueAt: number, payload: string, attempts: number];
+
+function toDueItem(queue: string, [id, dueAt, payload, attempts]: DueRow): DueItem {
+  return { queue, id, dueAt, payload, attempts };
+}
+
 /** The migrations this file lacks, in order. Reads only. */
 function pendingMigrations(db: Database): Migration[] {
   const tracked = db
@@ -582,6 +633,11 @@ interface Statements {
   readonly dueClaim: Statement;
   readonly dueAck: Statement;
   readonly dueReschedule: Statement;
+  readonly dueList: Statement;
+  readonly dueListAfter: Statement;
+  readonly dueGet: Statement;
+  readonly dueRemove: Statement;
+  readonly dueCount: Statement;
 }
 
 function compile(db: Database): Statements {
@@ -672,5 +728,26 @@ function compile(db: Database): Statements {
        SET due_at = ?, payload = coalesce(?, payload), holder = NULL, claimed_until = 0
        WHERE queue = ? AND id = ? AND holder = ?`,
     ),
+    // Both walk switchyard_due_ready (queue, due_at, id) in order from the page's start: the
+    // row value comparison is an index range, not a filter.
+    dueList: db
+      .prepare(
+        `SELECT id, due_at, payload, attempts FROM switchyard_due
+         WHERE queue = ? ORDER BY due_at, id LIMIT ?`,
+      )
+      .raw(),
+    dueListAfter: db
+      .prepare(
+        `SELECT id, due_at, payload, attempts FROM switchyard_due
+         WHERE queue = ? AND (due_at, id) > (?, ?) ORDER BY due_at, id LIMIT ?`,
+      )
+      .raw(),
+    dueGet: db
+      .prepare(
+        'SELECT id, due_at, payload, attempts FROM switchyard_due WHERE queue = ? AND id = ?',
+      )
+      .raw(),
+    dueRemove: db.prepare('DELETE FROM switchyard_due WHERE queue = ? AND id = ?'),
+    dueCount: db.prepare('SELECT count(*) FROM switchyard_due WHERE queue = ?').pluck(),
   };
 }
