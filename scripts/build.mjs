@@ -8,7 +8,11 @@ import { execFileSync } from 'node:child_process';
 const pkg = JSON.parse(readFileSync('package.json', 'utf8'));
 
 await build({
-  entryPoints: { cli: 'src/cli/main.ts', index: 'src/index.ts' },
+  entryPoints: {
+    cli: 'src/cli/main.ts',
+    index: 'src/index.ts',
+    testkit: 'src/providers/testkit.ts',
+  },
   outdir: 'dist',
   bundle: true,
   splitting: true,

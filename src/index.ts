@@ -14,19 +14,40 @@ export type {
   SuppressedOutcome,
   DeduplicatedOutcome,
   ThrottledOutcome,
+  RetryingOutcome,
+  CircuitOpenOutcome,
+  AttemptError,
+  OutcomeError,
   ProviderResponse,
 } from './core/outcome.js';
 export { ERRORS, SyError, isSyError } from './core/errors.js';
 export type { ErrorCode } from './core/errors.js';
 export { loadConfigFile, parseConfigText, resolveConfig } from './config/load.js';
 export type { ConfigInput, ResolvedConfig } from './config/schema.js';
-export { ProviderError } from './providers/provider.js';
+export {
+  ProviderError,
+  ProviderThrottledError,
+  signalError,
+  maskHeaders,
+} from './providers/provider.js';
 export type {
   Provider,
   ProviderType,
+  ProviderPreview,
   ExecuteContext,
   ProviderFactoryContext,
 } from './providers/provider.js';
+export { compileText, compileValue, templateView } from './providers/template.js';
+export type { TextTemplate, ValueTemplate, TemplateView } from './providers/template.js';
+export { signBody, verifySignature, SIGNATURE_HEADER } from './providers/http/signing.js';
+export type {
+  Executor,
+  ProviderStatus,
+  DeadLetter,
+  DeadLetterFilter,
+  RunOutcome,
+} from './executor/executor.js';
+export type { ProviderPolicy } from './executor/policy.js';
 export type { AuditSink } from './audit/sink.js';
 export { SwitchyardClient } from './client/client.js';
 export type { ClientOptions } from './client/client.js';

@@ -5,6 +5,7 @@ import { ERRORS } from '../src/core/errors.js';
 import { ConfigSchema, STATE_BACKENDS } from '../src/config/schema.js';
 import { overrideVariables } from '../src/config/env-overrides.js';
 import { BUILTIN_PROVIDER_TYPES } from '../src/providers/registry.js';
+import { ProviderPolicySchema } from '../src/executor/policy.js';
 
 /*
  * The user documentation is a contract: every error code, config key and environment override
@@ -15,6 +16,7 @@ const read = (path: string): string => readFileSync(resolve(ROOT, path), 'utf8')
 
 const errorsDoc = read('docs/errors.md');
 const configDoc = read('docs/configuration.md');
+const providersDoc = read('docs/providers.md');
 const readme = read('README.md');
 
 interface SchemaNode {
@@ -98,10 +100,15 @@ describe('docs/configuration.md', () => {
     ),
   );
 
-  it.each(providerProps)('documents the %s provider key %s in its own section', (type, prop) => {
-    const text = section(configDoc, `### \`${type}\``);
+  it.each(providerProps)('documents the %s provider key %s in docs/providers.md', (type, prop) => {
+    const text = section(providersDoc, `### \`${type}\``);
     expect(text, `no "### \`${type}\`" section`).not.toBe('');
     expect(text).toContain(`\`${prop}\``);
+  });
+
+  const policyKeys = keysOf(ProviderPolicySchema as unknown as SchemaNode, '');
+  it.each(policyKeys)('documents the provider policy key %s in docs/providers.md', (key) => {
+    expect(section(providersDoc, '## Policies')).toContain(`\`${key.replace(/^\./, '')}\``);
   });
 
   it.each(overrideVariables())('documents the environment override %s', (name) => {
@@ -111,7 +118,7 @@ describe('docs/configuration.md', () => {
   it('names no override variable the code does not support', () => {
     const known = new Set(overrideVariables());
     const named =
-      configDoc.match(/\bSWITCHYARD_(?:SERVER|LOG|PROVIDERS|RULES|STATE)_[A-Z0-9_]+\b/g) ?? [];
+      configDoc.match(/\bSWITCHYARD_(?:SERVER|LOG|PROVIDERS|RULES|STATE|EXECUTOR)_[A-Z0-9_]+\b/g) ?? [];
     expect(named.filter((n) => !known.has(n))).toEqual([]);
   });
 });
