@@ -202,12 +202,27 @@ export class Executor {
       settle,
       replays: 0,
     };
-    return this.drive(job, {
+    const mode: Mode = {
       worker: false,
       deadline: now + this.opts.config.deadlineMs,
       startedAt,
       durable: undefined,
-    });
+    };
+    // Fast path for providers that do no I/O (log, noop) with nothing to wait for: one call, no
+    // limiter, no timer. Any failure continues in the full loop.
+    const provider = this.opts.providers.get(action.provider);
+    if (provider?.inline === true) {
+      const policy = this.policy(provider.name);
+      const breaker = this.breaker(provider.name);
+      if (
+        policy.rateLimit === undefined &&
+        policy.actionTimeoutMs === undefined &&
+        (breaker === undefined || breaker.current === 'closed')
+      ) {
+        return this.runInline(provider, job, mode, policy, breaker);
+      }
+    }
+    return this.drive(job, mode);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -259,92 +274,137 @@ export class Executor {
       try {
         response = await this.attempt(provider, policy, job);
       } catch (err) {
-        if (isSyError(err) && err.code === 'SY_ERR_OVERLOADED') {
-          breaker?.cancel();
-          this.opts.observer.countOverloaded(name);
-          // Nothing ran: a fresh synchronous action is refused (503), a retry tries again later.
-          if (job.attempts === 0 && !mode.worker) throw err;
-          const parked = await this.waitOrPark(job, mode, clock.now() + 1000, false);
-          if (parked !== undefined) return parked;
-          continue;
-        }
-        const seconds = (performance.now() - t0) / 1000;
-        this.opts.observer.observeProvider(name, 'failed', seconds);
-        const after = clock.now();
-        if (err instanceof ProviderThrottledError) {
-          breaker?.cancel();
-          return this.finish(job, mode, this.throttled(job, err, mode));
-        }
-        const error = toOutcomeError(err);
-        const pe = err instanceof ProviderError ? err : undefined;
-        this.addError(job, name, error, after);
-        this.opts.logger.warn(
-          {
-            actionId: job.action.id,
-            provider: name,
-            attempt: job.attempts,
-            code: error.code,
-            status: error.status,
-          },
-          'provider attempt failed',
-        );
-        if (error.transient) {
-          breaker?.failure(after);
-          this.opts.observer.countAttempt(name, 'transient');
-        } else {
-          // The destination answered: it is up, whatever it thought of this action.
-          breaker?.success(after);
-          this.opts.observer.countAttempt(name, 'terminal');
-        }
-        const retryAfter = pe?.retryAfterMs;
-        if (retryAfter !== undefined && (error.status === 429 || error.status === 503)) {
-          await this.pauses.pause(
-            name,
-            this.rateKey(name, policy, job.action),
-            after + retryAfter,
-            after,
-          );
-        }
-        if (error.transient && job.providerAttempts < policy.retry.attempts) {
-          const delay =
-            retryAfter ??
-            backoffMs(job.providerAttempts, policy.retry.baseMs, policy.retry.maxMs, this.random);
-          const due = after + delay;
-          if (
-            policy.actionTimeoutMs !== undefined &&
-            due - job.startedAt >= policy.actionTimeoutMs
-          ) {
-            if (this.nextFallback(job)) continue;
-            return this.deadLetter(job, 'timeout', this.timeoutError(job, policy), mode, pe);
-          }
-          this.opts.observer.countRetryScheduled(name);
-          const parked = await this.waitOrPark(job, mode, due, true);
-          if (parked !== undefined) return parked;
-          continue;
-        }
-        if (this.nextFallback(job)) continue;
-        // The failure is what the provider did last; `attempts` and `errors` tell the rest.
-        const final: OutcomeError =
-          job.attempts > 1
-            ? { ...error, message: `after ${job.attempts} attempts: ${error.message}` }
-            : error;
-        return this.deadLetter(job, error.transient ? 'exhausted' : 'terminal', final, mode, pe);
+        const done = await this.failed(job, mode, err, policy, breaker, t0);
+        if (done !== undefined) return done;
+        continue;
       }
-      const seconds = (performance.now() - t0) / 1000;
-      this.opts.observer.observeProvider(name, 'executed', seconds);
-      this.opts.observer.countAttempt(name, 'success');
-      breaker?.success(clock.now());
-      const outcome: ExecutedOutcome = {
-        outcome: 'executed',
+      return this.executed(job, mode, response, t0, breaker);
+    }
+  }
+
+  private async runInline(
+    provider: Provider,
+    job: Job,
+    mode: Mode,
+    policy: ProviderPolicy,
+    breaker: CircuitBreaker | undefined,
+  ): Promise<RunOutcome> {
+    job.attempts = 1;
+    job.providerAttempts = 1;
+    const t0 = performance.now();
+    let response: ProviderResponse;
+    try {
+      response = await provider.execute(job.action, { signal: this.abortSignal, attempt: 1 });
+    } catch (err) {
+      return (await this.failed(job, mode, err, policy, breaker, t0)) ?? this.drive(job, mode);
+    }
+    return this.executed(job, mode, response, t0, breaker);
+  }
+
+  private executed(
+    job: Job,
+    mode: Mode,
+    response: ProviderResponse,
+    t0: number,
+    breaker: CircuitBreaker | undefined,
+  ): RunOutcome | Promise<RunOutcome> {
+    const name = job.provider;
+    this.opts.observer.observeProvider(name, 'executed', (performance.now() - t0) / 1000);
+    this.opts.observer.countAttempt(name, 'success');
+    breaker?.success(this.opts.clock.now());
+    const outcome: ExecutedOutcome = {
+      outcome: 'executed',
+      actionId: job.action.id,
+      provider: name,
+      durationMs: this.duration(job, mode),
+      response,
+    };
+    if (job.attempts > 1) outcome.attempts = job.attempts;
+    if (name !== job.action.provider) outcome.fallbackFrom = job.action.provider;
+    return this.finish(job, mode, outcome);
+  }
+
+  /**
+   * After a failed attempt: classify, count, pause, then retry (sleep or park), fall back, or
+   * dead-letter. Returns the final outcome, or undefined when the attempt loop should go on.
+   */
+  private async failed(
+    job: Job,
+    mode: Mode,
+    err: unknown,
+    policy: ProviderPolicy,
+    breaker: CircuitBreaker | undefined,
+    t0: number,
+  ): Promise<RunOutcome | undefined> {
+    const { clock } = this.opts;
+    const name = job.provider;
+    if (isSyError(err) && err.code === 'SY_ERR_OVERLOADED') {
+      breaker?.cancel();
+      this.opts.observer.countOverloaded(name);
+      // Nothing ran: a fresh synchronous action is refused (503), a retry tries again later.
+      if (job.attempts === 0 && !mode.worker) throw err;
+      const parked = await this.waitOrPark(job, mode, clock.now() + 1000, false);
+      if (parked !== undefined) return parked;
+      return undefined;
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    this.opts.observer.observeProvider(name, 'failed', seconds);
+    const after = clock.now();
+    if (err instanceof ProviderThrottledError) {
+      breaker?.cancel();
+      return this.finish(job, mode, this.throttled(job, err, mode));
+    }
+    const error = toOutcomeError(err);
+    const pe = err instanceof ProviderError ? err : undefined;
+    this.addError(job, name, error, after);
+    this.opts.logger.warn(
+      {
         actionId: job.action.id,
         provider: name,
-        durationMs: this.duration(job, mode),
-        response,
-      };
-      if (job.attempts > 1) outcome.attempts = job.attempts;
-      if (name !== job.action.provider) outcome.fallbackFrom = job.action.provider;
-      return this.finish(job, mode, outcome);
+        attempt: job.attempts,
+        code: error.code,
+        status: error.status,
+      },
+      'provider attempt failed',
+    );
+    if (error.transient) {
+      breaker?.failure(after);
+      this.opts.observer.countAttempt(name, 'transient');
+    } else {
+      // The destination answered: it is up, whatever it thought of this action.
+      breaker?.success(after);
+      this.opts.observer.countAttempt(name, 'terminal');
     }
+    const retryAfter = pe?.retryAfterMs;
+    if (retryAfter !== undefined && (error.status === 429 || error.status === 503)) {
+      await this.pauses.pause(
+        name,
+        this.rateKey(name, policy, job.action),
+        after + retryAfter,
+        after,
+      );
+    }
+    if (error.transient && job.providerAttempts < policy.retry.attempts) {
+      const delay =
+        retryAfter ??
+        backoffMs(job.providerAttempts, policy.retry.baseMs, policy.retry.maxMs, this.random);
+      const due = after + delay;
+      if (policy.actionTimeoutMs !== undefined && due - job.startedAt >= policy.actionTimeoutMs) {
+        if (this.nextFallback(job)) return undefined;
+        return this.deadLetter(job, 'timeout', this.timeoutError(job, policy), mode, pe);
+      }
+      this.opts.observer.countRetryScheduled(name);
+      const parked = await this.waitOrPark(job, mode, due, true);
+      if (parked !== undefined) return parked;
+      return undefined;
+    }
+    if (this.nextFallback(job)) return undefined;
+    // The failure is what the provider did last; `attempts` and `errors` tell the rest.
+    const final: OutcomeError =
+      job.attempts > 1
+        ? { ...error, message: `after ${job.attempts} attempts: ${error.message}` }
+        : error;
+    return this.deadLetter(job, error.transient ? 'exhausted' : 'terminal', final, mode, pe);
   }
 
   /**
@@ -605,15 +665,30 @@ export class Executor {
   }
 
   private nextFallback(job: Job): boolean {
-    const next = job.fallbacks.shift();
+    const next = job.fallbacks[0];
     if (next === undefined) return false;
+    job.fallbacks = job.fallbacks.slice(1);
     job.provider = next;
     job.providerAttempts = 0;
     return true;
   }
 
-  /** A provider's fallbacks, depth first, each once, never the provider itself. */
+  private readonly chains = new Map<string, readonly string[]>();
+
+  /**
+   * A provider's fallbacks, depth first, each once, never the provider itself. Cached and shared:
+   * nextFallback() replaces a job's array instead of changing it.
+   */
   private fallbackChain(name: string): string[] {
+    let chain = this.chains.get(name);
+    if (chain === undefined) {
+      chain = this.computeChain(name);
+      this.chains.set(name, chain);
+    }
+    return chain as string[];
+  }
+
+  private computeChain(name: string): string[] {
     const out: string[] = [];
     const seen = new Set([name]);
     const walk = (at: string): void => {

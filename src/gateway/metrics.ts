@@ -62,7 +62,7 @@ export class GatewayMetrics {
   private readonly byProvider = new Map<string, ProviderSeries>();
 
   constructor() {
-    for (const m of [this.dispatches, this.dispatchSeconds, this.providerSeconds]) {
+    for (const m of [this.dispatches, this.dispatchSeconds, this.providerSeconds, this.attempts]) {
       this.registry.registerMetric(m as unknown as Metric);
     }
   }
@@ -110,12 +110,12 @@ export class GatewayMetrics {
     this.rejected.labels(code).inc();
   }
 
-  private readonly attempts = new Counter({
-    name: 'switchyard_provider_attempts_total',
-    help: 'Provider attempts, by provider and result (success, transient or terminal failure).',
-    labelNames: ['provider', 'result'] as const,
-    registers: [this.registry],
-  });
+  /** Per dispatch: a live series (no label hashing), cached per provider and result. */
+  private readonly attempts = new LiveCounter(
+    'switchyard_provider_attempts_total',
+    'Provider attempts, by provider and result (success, transient or terminal failure).',
+  );
+  private readonly attemptSeries = new Map<string, Record<string, CounterSeries>>();
   private readonly retries = new Counter({
     name: 'switchyard_retries_scheduled_total',
     help: 'Retries scheduled after a transient failure, by provider.',
@@ -142,7 +142,12 @@ export class GatewayMetrics {
   });
 
   countAttempt(provider: string, result: 'success' | 'transient' | 'terminal'): void {
-    this.attempts.labels(provider, result).inc();
+    let byResult = this.attemptSeries.get(provider);
+    if (byResult === undefined) {
+      byResult = {};
+      this.attemptSeries.set(provider, byResult);
+    }
+    (byResult[result] ??= this.attempts.at({ provider, result })).value++;
   }
 
   countRetryScheduled(provider: string): void {
