@@ -50,7 +50,13 @@ export type {
 export type { ProviderPolicy } from './executor/policy.js';
 export type { AuditSink } from './audit/sink.js';
 export { SwitchyardClient } from './client/client.js';
-export type { ClientOptions } from './client/client.js';
+export type {
+  ClientOptions,
+  ProviderInfo,
+  DeadLetterSummary,
+  DeadLetterEntry,
+  DeadLetterPage,
+} from './client/client.js';
 export { ManualClock, systemClock } from './core/clock.js';
 export type { Clock } from './core/clock.js';
 export type { Evaluation } from './gateway/gateway.js';

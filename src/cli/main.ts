@@ -76,8 +76,133 @@ cli
     process.exitCode = await rulesTestCommand(dir, flags);
   });
 
-/* cac matches a command by one word: `rules lint ...` reaches it as the argument "rules lint". */
-const NOUN_VERBS = new Set(cli.commands.map((c) => c.name).filter((n) => n.includes(' ')));
+/** --url, --api-key and --json: every command that talks to a server takes them. */
+const serverOptions = <T extends ReturnType<typeof cli.command>>(command: T, json: string): T =>
+  command
+    .option('--url <url>', 'Server URL (env SWITCHYARD_URL, default http://127.0.0.1:8080)')
+    .option('--api-key <key>', 'API key (env SWITCHYARD_API_KEY)')
+    .option('--json', json);
+
+serverOptions(
+  cli.command('providers list', 'Providers with circuit state, concurrency and pauses'),
+  'Print the providers as JSON',
+)
+  .example('switchyard providers list --url http://127.0.0.1:8080')
+  .action(async (flags: Record<string, unknown>) => {
+    const { providersListCommand } = await import('./commands/providers.js');
+    process.exitCode = await providersListCommand(flags);
+  });
+
+serverOptions(
+  cli.command('providers show <name>', "One provider's circuit, concurrency, pauses and policy"),
+  'Print the provider as JSON',
+)
+  .example('switchyard providers show ops-hook')
+  .action(async (name: string, flags: Record<string, unknown>) => {
+    const { providersShowCommand } = await import('./commands/providers.js');
+    process.exitCode = await providersShowCommand(name, flags);
+  });
+
+serverOptions(
+  cli.command('providers reset <name>', "Close a provider's circuit breaker and clear its pauses"),
+  'Print the provider after the reset as JSON',
+)
+  .example('switchyard providers reset ops-hook')
+  .action(async (name: string, flags: Record<string, unknown>) => {
+    const { providersResetCommand } = await import('./commands/providers.js');
+    process.exitCode = await providersResetCommand(name, flags);
+  });
+
+serverOptions(
+  cli
+    .command(
+      'providers preview <name> [file]',
+      'What a provider would send for an action (file, "-" or flags); sends nothing',
+    )
+    .option('--action-type <type>', 'Action type, e.g. send_email')
+    .option('--namespace <ns>', 'Namespace')
+    .option('--tenant <tenant>', 'Tenant')
+    .option('--payload <json>', 'Payload as a JSON object')
+    .option('--label <key=value>', 'Label (repeatable)')
+    .option('--dedup-key <key>', 'Deduplication key')
+    .option('--id <id>', 'Action id'),
+  'Print { provider, type, action, preview } as JSON',
+)
+  .example(
+    'switchyard providers preview ops-hook --action-type page --namespace ops --tenant acme --payload \'{"text":"disk full"}\'',
+  )
+  .action(async (name: string, file: string | undefined, flags: Record<string, unknown>) => {
+    const { providersPreviewCommand } = await import('./commands/providers.js');
+    process.exitCode = await providersPreviewCommand(
+      name,
+      file === undefined ? file : fromStdinArg(file),
+      flags,
+    );
+  });
+
+/** The dead-letter filters: an entry matches when every given one is equal. */
+const dlqFilters = <T extends ReturnType<typeof cli.command>>(command: T): T =>
+  command
+    .option('--provider <name>', 'Only entries of this provider (the last attempt or the action)')
+    .option('--tenant <tenant>', 'Only this tenant')
+    .option('--namespace <ns>', 'Only this namespace')
+    .option('--action-type <type>', 'Only this action type')
+    .option('--reason <reason>', 'Only this reason: exhausted, terminal or timeout');
+
+serverOptions(
+  dlqFilters(cli.command('dlq list', 'Dead letters, oldest first, with filters'))
+    .option('--limit <n>', 'Entries per page, 1-1000 (default 50; 1000 with --all)')
+    .option('--cursor <cursor>', 'Start after this cursor (printed when there are more)')
+    .option('--all', 'Follow the cursor through every page'),
+  'Print { items, nextCursor, total } as JSON',
+)
+  .example('switchyard dlq list --provider ops-hook --all')
+  .action(async (flags: Record<string, unknown>) => {
+    const { dlqListCommand } = await import('./commands/dlq.js');
+    process.exitCode = await dlqListCommand(flags);
+  });
+
+serverOptions(
+  cli.command('dlq show <id>', 'One dead letter with its action and every attempt error'),
+  'Print the entry as JSON',
+)
+  .example('switchyard dlq show 01a209c5-9473-74bf-ad7f-9d703432448b')
+  .action(async (id: string, flags: Record<string, unknown>) => {
+    const { dlqShowCommand } = await import('./commands/dlq.js');
+    process.exitCode = await dlqShowCommand(id, flags);
+  });
+
+serverOptions(
+  dlqFilters(
+    cli.command(
+      'dlq replay [id]',
+      'Replay one dead letter now (by id), or every one matching filters (or --all)',
+    ),
+  ).option('--all', 'Replay the whole queue'),
+  'Print the outcome (by id) or { replayed } as JSON',
+)
+  .example('switchyard dlq replay 01a209c5-9473-74bf-ad7f-9d703432448b')
+  .example('switchyard dlq replay --provider ops-hook')
+  .action(async (id: string | undefined, flags: Record<string, unknown>) => {
+    const { dlqReplayCommand } = await import('./commands/dlq.js');
+    process.exitCode = await dlqReplayCommand(id, flags);
+  });
+
+serverOptions(
+  dlqFilters(
+    cli.command(
+      'dlq discard [id]',
+      'Discard one dead letter (by id), or every one matching filters (or --all)',
+    ),
+  ).option('--all', 'Discard the whole queue'),
+  'Print { discarded } as JSON',
+)
+  .example('switchyard dlq discard --provider ops-hook --reason terminal')
+  .action(async (id: string | undefined, flags: Record<string, unknown>) => {
+    const { dlqDiscardCommand } = await import('./commands/dlq.js');
+    process.exitCode = await dlqDiscardCommand(id, flags);
+  });
+
 cli
   .command('migrate', 'Create or upgrade the state store schema (sqlite, postgres)')
   .option(
@@ -90,6 +215,8 @@ cli
     process.exitCode = await migrateCommand(flags);
   });
 
+/* cac matches a command by one word: `rules lint ...` reaches it as the argument "rules lint". */
+const NOUN_VERBS = new Set(cli.commands.map((c) => c.name).filter((n) => n.includes(' ')));
 const joinNounVerb = (argv: string[]): string[] =>
   NOUN_VERBS.has(`${argv[2]} ${argv[3]}`)
     ? [...argv.slice(0, 2), `${argv[2]} ${argv[3]}`, ...argv.slice(4)]

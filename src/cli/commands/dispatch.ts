@@ -2,12 +2,13 @@ import { readFileSync } from 'node:fs';
 import { text } from 'node:stream/consumers';
 import type { ActionInput } from '../../core/action.js';
 import type { Outcome } from '../../core/outcome.js';
-import { SwitchyardClient } from '../../client/client.js';
+import { clientFrom } from '../server-flags.js';
 import { EXIT_FAILED, EXIT_OK, usage } from '../output.js';
 
 type Flags = Record<string, unknown>;
 
-async function readInput(file: string): Promise<unknown> {
+/** Reads a JSON document from a file or (`-`) standard input; bad input is a usage error. */
+export async function readInput(file: string): Promise<unknown> {
   let raw: string;
   try {
     raw = file === '-' ? await text(process.stdin) : readFileSync(file, 'utf8');
@@ -38,7 +39,7 @@ function labelsFrom(flag: unknown): Record<string, string> | undefined {
 }
 
 /** Fields given as flags, which override the same fields of a file's action. */
-function fromFlags(flags: Flags): Partial<ActionInput> {
+export function fromFlags(flags: Flags): Partial<ActionInput> {
   const out: Record<string, unknown> = {};
   const str = (v: unknown): string | undefined => (v === undefined ? undefined : String(v));
   const map: [keyof ActionInput, unknown][] = [
@@ -61,7 +62,8 @@ function fromFlags(flags: Flags): Partial<ActionInput> {
   return out as Partial<ActionInput>;
 }
 
-function describe(outcome: Outcome): string {
+/** One summary line per outcome (plus the error or response on a second line). */
+export function describe(outcome: Outcome): string {
   const head = `${outcome.outcome}  provider=${outcome.provider}  action=${outcome.actionId}  ${outcome.durationMs}ms`;
   switch (outcome.outcome) {
     case 'failed': {
@@ -95,7 +97,7 @@ function describe(outcome: Outcome): string {
  * Failed, throttled or circuit-open actions did not happen: exit 1. Suppressed or deduplicated
  * ones were meant not to; a retrying one is accepted and will be retried.
  */
-function exitCode(outcomes: Outcome[]): number {
+export function exitCode(outcomes: Outcome[]): number {
   return outcomes.some(
     (o) => o.outcome === 'failed' || o.outcome === 'throttled' || o.outcome === 'circuit_open',
   )
@@ -120,10 +122,7 @@ export async function dispatchCommand(file: string | undefined, flags: Flags): P
       usage(`missing ${missing.join(', ')} (or give a JSON file, or - for stdin)`);
     body = { payload: {}, ...overrides };
   }
-  const client = new SwitchyardClient({
-    url: (flags.url as string | undefined) ?? process.env.SWITCHYARD_URL,
-    apiKey: (flags.apiKey as string | undefined) ?? process.env.SWITCHYARD_API_KEY,
-  });
+  const client = clientFrom(flags);
   const outcomes = Array.isArray(body)
     ? await client.dispatchBatch(body as ActionInput[])
     : [await client.dispatch(body as ActionInput)];
