@@ -110,6 +110,55 @@ describe('bad input over HTTP', () => {
       400,
       'SY_ERR_VALIDATION',
     ],
+    [
+      'a preview for an unknown provider',
+      '/v1/providers/nope/preview',
+      good,
+      json,
+      404,
+      'SY_ERR_PROVIDER_NOT_FOUND',
+    ],
+    [
+      'a preview of a bad action',
+      '/v1/providers/hook/preview',
+      { ...good, payload: 'x' },
+      json,
+      400,
+      'SY_ERR_VALIDATION',
+    ],
+    [
+      'a circuit reset of an unknown provider',
+      '/v1/providers/nope/circuit/reset',
+      {},
+      json,
+      404,
+      'SY_ERR_PROVIDER_NOT_FOUND',
+    ],
+    [
+      'a replay of an unknown dead letter',
+      '/v1/dlq/nope/replay',
+      {},
+      json,
+      404,
+      'SY_ERR_DLQ_NOT_FOUND',
+    ],
+    [
+      'a replay filter with an unknown field',
+      '/v1/dlq/replay',
+      { providr: 'x' },
+      json,
+      400,
+      'SY_ERR_VALIDATION',
+    ],
+    [
+      'a replay filter with a bad reason',
+      '/v1/dlq/replay',
+      { reason: 'bored' },
+      json,
+      400,
+      'SY_ERR_VALIDATION',
+    ],
+    ['a discard without any filter', '/v1/dlq/discard', {}, json, 400, 'SY_ERR_VALIDATION'],
     ['an unknown route', '/v1/nothing', good, json, 404, 'SY_ERR_NOT_FOUND'],
     ['a wrong method', '/health', good, json, 405, 'SY_ERR_METHOD_NOT_ALLOWED'],
   ])('%s', async (_name, path, body, headers, status, code) => {
@@ -118,6 +167,16 @@ describe('bad input over HTTP', () => {
     const error = (res.body as { error: { code: string; message: string } }).error;
     expect(error.code).toBe(code);
     expect(error.message.length).toBeGreaterThan(0);
+  });
+
+  it('a DLQ list with a cursor the server never gave is 400, and a bad limit too', async () => {
+    for (const q of ['cursor=bm9wZQ', 'limit=abc']) {
+      const res = await fetch(`${server.url}/v1/dlq?${q}`);
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe(
+        'SY_ERR_VALIDATION',
+      );
+    }
   });
 
   it('validation errors name the field', async () => {

@@ -353,4 +353,50 @@ describe('concurrency limits', () => {
     expect(performance.now() - t0).toBeLessThan(250);
     await Promise.all(backlog);
   }, 20_000);
+
+  it('a backlog past the deadline waits in the retry queue and every action runs exactly once', async () => {
+    const runs = new Map<string, number>();
+    let calls = 0;
+    const slow: Provider = {
+      name: 'slow',
+      type: 'x',
+      execute: (a) =>
+        new Promise((resolve, reject) =>
+          setTimeout(() => {
+            // The first call fails, so one action also takes an inline retry.
+            if (++calls === 1) {
+              reject(new ProviderError('SY_ERR_PROVIDER_HTTP_STATUS', '500', { transient: true }));
+              return;
+            }
+            runs.set(a.id, (runs.get(a.id) ?? 0) + 1);
+            resolve({ status: 200 });
+          }, 40),
+        ),
+    };
+    const g = gateway(
+      { slow },
+      {
+        slow: {
+          type: 'noop',
+          timeout: 200,
+          concurrency: { limit: 1, queue: 100 },
+          retry: { attempts: 3, baseMs: 5, maxMs: 10 },
+        },
+      },
+      { executor: { deadline: 150, pollInterval: 20 } },
+    );
+    const final = new Map<string, string>();
+    g.subscribe((o) => {
+      if (o.outcome !== 'retrying') final.set(o.actionId, o.outcome);
+    });
+    const outs = await Promise.all(Array.from({ length: 12 }, () => g.dispatch(action('slow'))));
+    const parked = outs.filter((o) => o.outcome === 'retrying');
+    expect(parked.length).toBeGreaterThan(0); // the backlog outlived the deadline
+    const ids = outs.map((o) => o.actionId);
+    for (let i = 0; i < 200 && ids.some((id) => final.get(id) !== 'executed'); i++) {
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    expect(ids.map((id) => final.get(id))).toEqual(ids.map(() => 'executed'));
+    expect(ids.map((id) => runs.get(id))).toEqual(ids.map(() => 1));
+  }, 20_000);
 });

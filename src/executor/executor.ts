@@ -119,8 +119,11 @@ interface Mode {
   durable: 'claimed' | 'net' | undefined;
 }
 
-/** Safety net after an inline retry's due time before another node may pick it up. */
+/** Margin for store round trips and scheduling around the deadline and the claim lease. */
 const NET_SLACK_MS = 5000;
+
+/** No concurrency slot came free before the deadline (nothing ran). */
+class SlotTimeout extends Error {}
 
 /**
  * Runs actions on providers under each provider's policy: concurrency limits (global and per
@@ -147,6 +150,7 @@ export class Executor {
   private polling: Promise<void> | undefined;
   private readonly running = new Set<Promise<unknown>>();
   private closed = false;
+  private maxTimeout: number | undefined;
 
   constructor(
     private readonly opts: ExecutorOptions,
@@ -258,10 +262,21 @@ export class Executor {
       }
 
       // Inline providers (log, noop) never answer 429: no pause to look up unless rate-limited.
-      const waitUntil =
-        provider.inline === true && policy.rateLimit === undefined
-          ? 0
-          : await this.rateWait(name, policy, job.action, now);
+      let waitUntil = 0;
+      if (provider.inline !== true || policy.rateLimit !== undefined) {
+        try {
+          waitUntil = await this.rateWait(name, policy, job.action, now);
+        } catch (err) {
+          breaker?.cancel();
+          // A rate key that does not render fails the action; a store error before anything
+          // ran is the caller's 503 (fresh) or a later retry (in progress).
+          if (isSyError(err) && err.code === 'SY_ERR_TEMPLATE') {
+            return this.deadLetter(job, 'terminal', toOutcomeError(err), mode);
+          }
+          if (job.attempts === 0 && !mode.worker) throw err;
+          return this.park(job, mode, now + 1000);
+        }
+      }
       if (waitUntil > 0) {
         breaker?.cancel();
         const parked = await this.waitOrPark(job, mode, waitUntil, false);
@@ -272,7 +287,7 @@ export class Executor {
       let response: ProviderResponse;
       const t0 = performance.now();
       try {
-        response = await this.attempt(provider, policy, job);
+        response = await this.attempt(provider, policy, job, mode.deadline);
       } catch (err) {
         const done = await this.failed(job, mode, err, policy, breaker, t0);
         if (done !== undefined) return done;
@@ -338,6 +353,13 @@ export class Executor {
   ): Promise<RunOutcome | undefined> {
     const { clock } = this.opts;
     const name = job.provider;
+    if (err instanceof SlotTimeout) {
+      // No slot before the deadline: nothing ran; wait in the retry queue (due now, so any node
+      // with a free slot may take it).
+      breaker?.cancel();
+      this.opts.observer.countOverloaded(name);
+      return this.park(job, mode, clock.now());
+    }
     if (isSyError(err) && err.code === 'SY_ERR_OVERLOADED') {
       breaker?.cancel();
       this.opts.observer.countOverloaded(name);
@@ -416,6 +438,7 @@ export class Executor {
     provider: Provider,
     policy: ProviderPolicy,
     job: Job,
+    deadline: number,
   ): Promise<ProviderResponse> {
     const action =
       provider.name === job.action.provider
@@ -427,11 +450,13 @@ export class Executor {
       return provider.execute(action, { signal: this.abortSignal, attempt: job.attempts });
     }
     const own = this.limiter(provider.name, policy);
-    const waitOwn = own.acquire();
-    if (waitOwn !== undefined) await waitOwn;
+    // Waiting for a slot is bounded by the deadline: past it the action waits in the retry queue.
+    const budget = (): number => deadline - this.opts.clock.now();
+    const waitOwn = own.acquire(budget());
+    if (waitOwn !== undefined && !(await waitOwn)) throw new SlotTimeout();
     try {
-      const waitGlobal = this.global.acquire();
-      if (waitGlobal !== undefined) await waitGlobal;
+      const waitGlobal = this.global.acquire(budget());
+      if (waitGlobal !== undefined && !(await waitGlobal)) throw new SlotTimeout();
       try {
         job.attempts++;
         job.providerAttempts++;
@@ -492,13 +517,15 @@ export class Executor {
   ): Promise<RunOutcome | undefined> {
     const now = this.opts.clock.now();
     if (!mode.worker && due <= mode.deadline && !this.stopping.signal.aborted) {
-      if (net) {
-        const policy = this.policy(job.provider);
+      if (net && mode.durable === undefined) {
+        // Everything inline ends by the deadline plus one attempt: slot waits and sleeps are
+        // bounded by the deadline, an attempt by its timeout. Only after that can the copy
+        // come due, so no node runs it while this one still may.
         try {
           await this.opts.state.putDue(
             RETRY_QUEUE,
             retryIdOf(job.action),
-            due + policy.timeoutMs + NET_SLACK_MS,
+            mode.deadline + this.maxTimeoutMs() + NET_SLACK_MS,
             JSON.stringify(job),
           );
           mode.durable = 'net';
@@ -517,6 +544,11 @@ export class Executor {
         // Shutting down: park it for whichever node runs next.
       }
     }
+    return this.park(job, mode, due);
+  }
+
+  /** Writes the job to the retry queue, due at `due`, and answers `retrying`. */
+  private async park(job: Job, mode: Mode, due: number): Promise<RunOutcome> {
     const id = retryIdOf(job.action);
     try {
       if (mode.durable === 'claimed') {
@@ -551,9 +583,22 @@ export class Executor {
       const { attempt: _a, provider: _p, at: _t, ...error } = last;
       outcome.error = error;
     }
-    // Parked: still pending. In the worker the claim was moved, nothing else to do.
-    if (mode.worker) mode.durable = undefined;
+    // Parked: the queue holds it now (a worker's claim was moved with it).
+    mode.durable = undefined;
     return outcome;
+  }
+
+  /** The longest attempt timeout of the providers that have one (inline ones have none). */
+  private maxTimeoutMs(): number {
+    if (this.maxTimeout === undefined) {
+      let max = 1000;
+      for (const name of this.opts.providers.names()) {
+        if (this.opts.providers.get(name)?.inline !== true)
+          max = Math.max(max, this.policy(name).timeoutMs);
+      }
+      this.maxTimeout = max;
+    }
+    return this.maxTimeout;
   }
 
   /** Final outcome: drop the durable copy, tell the pipeline when off the request path. */
@@ -626,12 +671,12 @@ export class Executor {
     const outcome: CircuitOpenOutcome = {
       outcome: 'circuit_open',
       actionId: job.action.id,
-      provider: job.provider,
+      provider: job.action.provider,
       durationMs: this.duration(job, mode),
       retryAfterMs,
       error: {
         code: 'SY_ERR_CIRCUIT_OPEN',
-        message: `the circuit breaker of provider "${job.provider}" is open after repeated failures${job.action.provider === job.provider ? '' : ` (and so are its fallbacks')`}; retry after ${retryAfterMs}ms`,
+        message: `the circuit breaker of provider "${job.action.provider}" is open after repeated failures${job.action.provider === job.provider ? '' : ', and so are the breakers of its fallbacks'}; retry after ${retryAfterMs}ms`,
         transient: true,
       },
     };
@@ -752,19 +797,23 @@ export class Executor {
   // ---------------------------------------------------------------------------------------------
   // The durable retry queue
 
+  /**
+   * Claims due retries, up to `batch` running on this node at once, and starts them without
+   * waiting: one slow provider's retries do not hold up the others'. The claim's lease covers a
+   * slot wait (bounded by NET_SLACK_MS) plus the longest attempt timeout.
+   */
   private async poll(): Promise<void> {
     const { state, clock, config } = this.opts;
-    let lease = 0;
-    for (const name of this.opts.providers.names())
-      lease = Math.max(lease, this.policy(name).timeoutMs);
+    const room = config.batch - this.running.size;
+    if (room <= 0) return;
     const items = await state.claimDue(
       RETRY_QUEUE,
-      config.batch,
+      room,
       this.nodeId,
-      lease + NET_SLACK_MS * 2,
+      this.maxTimeoutMs() + NET_SLACK_MS * 2,
       clock.now(),
     );
-    await Promise.all(items.map((item) => this.track(this.resume(item))));
+    for (const item of items) void this.track(this.resume(item));
   }
 
   private async resume(item: DueItem): Promise<void> {
@@ -779,7 +828,8 @@ export class Executor {
     try {
       await this.drive(job, {
         worker: true,
-        deadline: 0,
+        // In the worker the deadline bounds only the wait for a concurrency slot.
+        deadline: this.opts.clock.now() + NET_SLACK_MS,
         startedAt: performance.now(),
         durable: 'claimed',
       });
@@ -855,7 +905,7 @@ export class Executor {
     await this.opts.state.putDue(
       RETRY_QUEUE,
       retryIdOf(job.action),
-      now + this.opts.config.deadlineMs + this.policy(job.provider).timeoutMs + NET_SLACK_MS,
+      now + this.opts.config.deadlineMs + this.maxTimeoutMs() + NET_SLACK_MS,
       JSON.stringify(job),
     );
     if (!(await this.opts.state.removeDue(DLQ_QUEUE, id))) {

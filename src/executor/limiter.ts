@@ -1,5 +1,11 @@
 import { SyError } from '../core/errors.js';
 
+interface Waiter {
+  resolve: (got: boolean) => void;
+  timer: NodeJS.Timeout | undefined;
+  done: boolean;
+}
+
 /**
  * A counting semaphore with a bounded FIFO queue: at most `limit` holders at once, at most
  * `queue` waiters; beyond that `acquire` fails at once with SY_ERR_OVERLOADED instead of letting
@@ -8,8 +14,9 @@ import { SyError } from '../core/errors.js';
  */
 export class Limiter {
   private active = 0;
-  private readonly waiters: (() => void)[] = [];
+  private waiters: Waiter[] = [];
   private head = 0;
+  private waiting = 0;
 
   constructor(
     readonly name: string,
@@ -17,37 +24,53 @@ export class Limiter {
     readonly queue: number,
   ) {}
 
-  /** Resolves when a slot is held (synchronously true when one is free right away). */
-  tryAcquire(): boolean {
-    if (this.active < this.limit && this.queued === 0) {
+  /**
+   * Takes a slot: `undefined` when one was free at once, else a promise that resolves `true`
+   * with the slot, or `false` when `maxWaitMs` passed first (no slot taken). Throws
+   * SY_ERR_OVERLOADED when the queue is full.
+   */
+  acquire(maxWaitMs = Infinity): Promise<boolean> | undefined {
+    if (this.active < this.limit && this.waiting === 0) {
       this.active++;
-      return true;
+      return undefined;
     }
-    return false;
-  }
-
-  acquire(): Promise<void> | undefined {
-    if (this.tryAcquire()) return undefined;
-    if (this.queued >= this.queue) {
+    if (this.waiting >= this.queue) {
       throw new SyError(
         'SY_ERR_OVERLOADED',
-        `${this.name} is at its concurrency limit (${this.limit} running, ${this.queued} waiting); retry later`,
+        `${this.name} is at its concurrency limit (${this.limit} running, ${this.waiting} waiting); retry later`,
         { limiter: this.name, limit: this.limit, queue: this.queue, retryAfterMs: 1000 },
       );
     }
-    return new Promise<void>((resolve) => this.waiters.push(resolve));
+    if (maxWaitMs <= 0) return Promise.resolve(false);
+    return new Promise<boolean>((resolve) => {
+      const w: Waiter = { resolve, timer: undefined, done: false };
+      if (Number.isFinite(maxWaitMs)) {
+        w.timer = setTimeout(() => {
+          if (w.done) return;
+          w.done = true;
+          this.waiting--;
+          resolve(false);
+        }, maxWaitMs);
+        w.timer.unref();
+      }
+      this.waiters.push(w);
+      this.waiting++;
+    });
   }
 
   release(): void {
-    if (this.head < this.waiters.length) {
-      const next = this.waiters[this.head] as () => void;
-      this.waiters[this.head++] = noop;
+    while (this.head < this.waiters.length) {
+      const next = this.waiters[this.head++] as Waiter;
       if (this.head > 1024 && this.head * 2 > this.waiters.length) {
-        this.waiters.splice(0, this.head);
+        this.waiters = this.waiters.slice(this.head);
         this.head = 0;
       }
+      if (next.done) continue; // gave up waiting
+      next.done = true;
+      this.waiting--;
+      clearTimeout(next.timer);
       // The slot passes straight to the next waiter: `active` stays the same.
-      next();
+      next.resolve(true);
       return;
     }
     this.active--;
@@ -58,8 +81,6 @@ export class Limiter {
   }
 
   get queued(): number {
-    return this.waiters.length - this.head;
+    return this.waiting;
   }
 }
-
-function noop(): void {}

@@ -36,14 +36,26 @@ describe('HTTP adapter', () => {
   it('lists providers, built-in and configured', async () => {
     const s = await server({ providers: { sink: { type: 'log' } } });
     const res = await s.inject({ url: '/v1/providers' });
-    expect(res.json()).toEqual({
-      items: [
-        { name: 'log', type: 'log' },
-        { name: 'noop', type: 'noop' },
-        { name: 'sink', type: 'log' },
-      ],
-      nextCursor: null,
+    const body = res.json() as {
+      items: { name: string; type: string; circuit: { state: string } | null }[];
+      nextCursor: null;
+    };
+    expect(body.items.map((p) => [p.name, p.type])).toEqual([
+      ['log', 'log'],
+      ['noop', 'noop'],
+      ['sink', 'log'],
+    ]);
+    expect(body.items[0]).toMatchObject({
+      circuit: { state: 'closed' },
+      retry: { attempts: 3 },
+      concurrency: { limit: 64, running: 0, queued: 0 },
     });
+    expect(body.nextCursor).toBeNull();
+    const one = await s.inject({ url: '/v1/providers/sink' });
+    expect(one.json()).toMatchObject({ name: 'sink', type: 'log' });
+    const missing = await s.inject({ url: '/v1/providers/nope' });
+    expect(missing.statusCode).toBe(404);
+    expect(missing.json()).toMatchObject({ error: { code: 'SY_ERR_PROVIDER_NOT_FOUND' } });
   });
 
   it('serves an OpenAPI document that describes the dispatch routes', async () => {

@@ -52,9 +52,14 @@ export async function startServerProcess(
     code: code as number | null,
     signal: signal as NodeJS.Signals | null,
   }));
+  let timer: NodeJS.Timeout | undefined;
+  let started = false;
   const url = await new Promise<string>((resolveUrl, rejectUrl) => {
     const reject = (err: Error): void => {
-      // Never leave a half-started server behind.
+      // Only before it started: never leave a half-started server behind (and never kill one
+      // that started: it may be meant to run longer than the start-up limit).
+      if (started) return;
+      clearTimeout(timer);
       if (child.exitCode === null) child.kill('SIGKILL');
       rejectUrl(err);
     };
@@ -63,7 +68,10 @@ export async function startServerProcess(
       for (const line of out.split('\n')) {
         if (!line.includes('switchyard listening')) continue;
         try {
-          resolveUrl((JSON.parse(line) as { url: string }).url);
+          const listening = (JSON.parse(line) as { url: string }).url;
+          started = true;
+          clearTimeout(timer);
+          resolveUrl(listening);
         } catch {
           // a partial line; wait for the rest
         }
@@ -72,7 +80,8 @@ export async function startServerProcess(
     child.stdout?.on('data', onData);
     child.stderr?.on('data', (chunk: Buffer) => (out += chunk.toString()));
     void exited.then(({ code }) => reject(new Error(`server exited early (${code}):\n${out}`)));
-    setTimeout(() => reject(new Error(`server did not start within 10s:\n${out}`)), 10_000).unref();
+    timer = setTimeout(() => reject(new Error(`server did not start within 10s:\n${out}`)), 10_000);
+    timer.unref();
   });
   return {
     child,

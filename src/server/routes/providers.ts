@@ -163,7 +163,8 @@ export function providerRoutes(app: FastifyInstance, gateway: Gateway): void {
     async (request) => {
       const { name } = request.params as { name: string };
       provider(name);
-      return gateway.preview(name, request.body);
+      const result = await gateway.preview(name, request.body);
+      return { ...result, action: { ...result.action, receivedAt: iso(result.action.receivedAt) } };
     },
   );
 
