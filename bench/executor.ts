@@ -14,8 +14,10 @@
  *   new one, so the backlog stays at --backlog for the whole measurement.
  * - (c) `noBulkhead`: `slow` with no limit of its own (limit 100000) but the executor's global
  *   `concurrency: 8`: the 1,000 slow calls now wait for global slots, and a `fast` call queues
- *   behind all of them (FIFO): each one waits about backlog / 8 × slow-ms (~25 s). So (c) takes
- *   only --c-samples sequential dispatches (3; --quick 1), bounded by --c-max-seconds, once.
+ *   behind all of them (FIFO): it would wait about backlog / 8 × slow-ms (~25 s), but a wait for
+ *   a slot is bounded by `executor.deadline` (10 s), after which the dispatch answers `retrying`
+ *   (counted in notExecuted). So (c) takes only --c-samples sequential dispatches (3; --quick 1),
+ *   bounded by --c-max-seconds, once.
  *
  * (a) and (b) run --runs times after one discarded warm-up run (order alternating), each run with
  * a fresh gateway; percentiles come from HDR histograms (ns), ratios per run, then their median.
