@@ -84,7 +84,7 @@ export function parseRetryAfter(
 }
 
 /** The connector with the SSRF guard in front: IP literals are judged before any socket exists. */
-function guardedConnector(options: HttpTransportOptions): buildConnector.connector {
+export function guardedConnector(options: HttpTransportOptions): buildConnector.connector {
   const allow = options.allowPrivateNetworks === true;
   const base =
     options.connector ??

@@ -120,6 +120,8 @@ export function statusError(
 /** The ProviderError for a request that failed before or while reading the answer. */
 export function requestError(provider: string, err: unknown, signal: AbortSignal): ProviderError {
   if (signal.aborted) return signalError(signal, err);
+  // The SSRF guard refused the address DNS gave (see http/ssrf.ts): terminal, as it says.
+  if (err instanceof ProviderError) return err;
   if (
     err instanceof undiciErrors.HeadersTimeoutError ||
     err instanceof undiciErrors.BodyTimeoutError

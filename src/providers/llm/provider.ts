@@ -23,6 +23,7 @@ import { compileText, renderOrThrow, templateView, type TextTemplate } from '../
 import { DAY_MS, MINUTE_MS, TokenBudgets, type BudgetLimit, type BudgetRule } from './budget.js';
 import { cacheKey, ResponseCache, type CachedAnswer } from './cache.js';
 import { checkDestination } from './destination.js';
+import { guardedConnector } from '../http/transport.js';
 import { parseBody, readCapped, requestError, retryAfterMs, statusError } from './http.js';
 import { appendSession, readSession, sessionStateKey, type ChatMessage } from './session.js';
 
@@ -254,7 +255,15 @@ export class LlmProvider implements Provider {
       headers['authorization'] = `Bearer ${config.apiKey}`;
     }
     this.headers = headers;
-    this.pool = new Pool(base.origin, { connections: config.connections ?? DEFAULT_CONNECTIONS });
+    // Host names are checked by the SSRF guard on the addresses DNS returns (checkDestination
+    // above judged literal IPs and localhost at load).
+    this.pool = new Pool(base.origin, {
+      connections: config.connections ?? DEFAULT_CONNECTIONS,
+      connect: guardedConnector({
+        name,
+        allowPrivateNetworks: config.allowPrivateNetworks === true,
+      }),
+    });
   }
 
   async execute(action: Action, ctx: ExecuteContext): Promise<ProviderResponse> {
