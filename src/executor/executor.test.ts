@@ -400,3 +400,51 @@ describe('concurrency limits', () => {
     expect(ids.map((id) => runs.get(id))).toEqual(ids.map(() => 1));
   }, 20_000);
 });
+
+describe('rate limits and pauses', () => {
+  it('a declared rateLimit makes the call over the limit wait for the window, not fail', async () => {
+    const s = scripted('limited', ['ok']);
+    const g = gateway(
+      { limited: s.provider },
+      { limited: { type: 'noop', rateLimit: { limit: 2, window: 300 } } },
+    );
+    const outs = [];
+    for (let i = 0; i < 3; i++) outs.push(await g.dispatch(action('limited')));
+    expect(outs.map((o) => o.outcome)).toEqual(['executed', 'executed', 'executed']);
+    // The third call waited for the first one to leave the window.
+    expect((s.calls[2] as number) - (s.calls[0] as number)).toBeGreaterThanOrEqual(250);
+  });
+
+  it('rateLimit.key limits per key: another recipient is not held up', async () => {
+    const s = scripted('mail', ['ok']);
+    const g = gateway(
+      { mail: s.provider },
+      { mail: { type: 'noop', rateLimit: { limit: 1, window: '1h', key: '{{payload.to}}' } } },
+      { executor: { deadline: 50 } },
+    );
+    const to = (who: string) => action('mail', { payload: { to: who } });
+    expect((await g.dispatch(to('a'))).outcome).toBe('executed');
+    expect((await g.dispatch(to('b'))).outcome).toBe('executed');
+    // The same recipient again: its window is full for an hour → parked, not failed.
+    const again = await g.dispatch(to('a'));
+    expect(again.outcome).toBe('retrying');
+    expect(s.calls).toHaveLength(2);
+  });
+
+  it('a 429 with Retry-After pauses the provider for the next actions too', async () => {
+    const s = scripted('api', [429, 'ok'], 200);
+    const g = gateway(
+      { api: s.provider },
+      { api: { type: 'noop', retry: { attempts: 1 }, dlq: { enabled: false } } },
+    );
+    const first = await g.dispatch(action('api'));
+    expect(first.outcome).toBe('failed'); // one attempt only: the 429 is its answer
+    expect(g.executor.status().find((p) => p.name === 'api')?.pauses).toHaveLength(1);
+    const t0 = Date.now();
+    const second = await g.dispatch(action('api'));
+    expect(second.outcome).toBe('executed');
+    // It waited for the pause the destination asked for instead of calling at once.
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(150);
+    expect(s.calls).toHaveLength(2);
+  });
+});
