@@ -112,6 +112,29 @@ describe('retries', () => {
     });
   });
 
+  it('actionTimeout bounds the whole action: it is dead-lettered when the next retry would pass it', async () => {
+    const s = scripted('slowfail', [503]);
+    const g = gateway(
+      { slowfail: s.provider },
+      {
+        slowfail: {
+          type: 'noop',
+          actionTimeout: 120,
+          retry: { attempts: 100, baseMs: 50, maxMs: 50 },
+          circuitBreaker: false,
+        },
+      },
+    );
+    const out = await g.dispatch(action('slowfail'));
+    expect(out.outcome).toBe('failed');
+    if (out.outcome !== 'failed') return;
+    expect(out.error.code).toBe('SY_ERR_RETRIES_EXHAUSTED');
+    expect(out.deadLetterId).toBeTypeOf('string');
+    expect(s.calls.length).toBeGreaterThan(1);
+    expect(s.calls.length).toBeLessThan(100);
+    expect((await g.executor.getDeadLetter(out.deadLetterId as string)).reason).toBe('timeout');
+  });
+
   it('times out a hanging attempt and retries it', async () => {
     const s = scripted('slow', ['hang', 'ok']);
     const g = gateway({ slow: s.provider }, { slow: { type: 'noop', timeout: 50, ...fast } });
