@@ -1,7 +1,7 @@
+import { HttpConnectionConfig } from '../http/config.js';
 import { Type, type Static } from 'typebox';
 import type { Action } from '../../core/action.js';
 import type { ProviderResponse } from '../../core/outcome.js';
-import { Size } from '../../core/schema-types.js';
 import { parseSize } from '../../core/units.js';
 import type { ExecuteContext, Provider, ProviderPreview, ProviderType } from '../provider.js';
 import { compileText, templateView, type TemplateView, type TextTemplate } from '../template.js';
@@ -45,22 +45,7 @@ export const SlackProviderConfigSchema = Type.Object(
           'Channel override (template); only legacy webhooks honour it, app webhooks post to their own channel.',
       }),
     ),
-    maxResponseSize: Type.Optional(
-      Size('Largest response body kept in the outcome. Default 64KiB.'),
-    ),
-    connections: Type.Optional(
-      Type.Integer({
-        minimum: 1,
-        maximum: 1024,
-        description: 'Pooled keep-alive connections. Default 16.',
-      }),
-    ),
-    allowPrivateNetworks: Type.Optional(
-      Type.Boolean({
-        description:
-          'Allow loopback, private, link-local and other non-public destinations (SSRF guard off). Default false.',
-      }),
-    ),
+    ...HttpConnectionConfig,
   },
   { additionalProperties: false },
 );

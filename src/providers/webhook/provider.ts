@@ -1,9 +1,9 @@
 import type { Dispatcher } from 'undici';
+import { HttpConnectionConfig } from '../http/config.js';
 import { Type, type Static } from 'typebox';
 import type { Action } from '../../core/action.js';
 import { SyError } from '../../core/errors.js';
 import type { ProviderResponse } from '../../core/outcome.js';
-import { Size } from '../../core/schema-types.js';
 import { parseSize } from '../../core/units.js';
 import {
   maskHeaders,
@@ -72,22 +72,7 @@ export const WebhookProviderConfigSchema = Type.Object(
         { additionalProperties: false },
       ),
     ),
-    maxResponseSize: Type.Optional(
-      Size('Largest response body kept in the outcome. Default 64KiB.'),
-    ),
-    connections: Type.Optional(
-      Type.Integer({
-        minimum: 1,
-        maximum: 1024,
-        description: 'Pooled keep-alive connections per origin. Default 16.',
-      }),
-    ),
-    allowPrivateNetworks: Type.Optional(
-      Type.Boolean({
-        description:
-          'Allow loopback, private, link-local and other non-public destinations (SSRF guard off). Default false.',
-      }),
-    ),
+    ...HttpConnectionConfig,
   },
   { additionalProperties: false },
 );
