@@ -29,7 +29,7 @@ import {
   templateView,
   type TextTemplate,
 } from '../providers/template.js';
-import type { DueItem, StateStore } from '../state/store.js';
+import type { DueItem, GateResult, StateStore } from '../state/store.js';
 import { backoffMs } from './backoff.js';
 import { CircuitBreaker, type BreakerSnapshot, type CircuitState } from './breaker.js';
 import {
@@ -780,18 +780,36 @@ export class Executor {
     const paused = await this.pauses.until(name, key, now);
     if (paused > now) return paused;
     if (policy.rateLimit === undefined) return 0;
-    const result = await this.opts.state.gate(
-      [
-        {
-          kind: 'throttle',
-          key: `rl|${name}|${key}`,
-          limits: [{ limit: policy.rateLimit.limit, windowMs: policy.rateLimit.windowMs }],
-        },
-      ],
-      now,
-    );
+    const result = await this.rateGate(name, key, policy.rateLimit, now);
     if (result.pass) return 0;
     return now + Math.max(1, Math.ceil((result as { retryAfterMs: number }).retryAfterMs));
+  }
+
+  private async rateGate(
+    name: string,
+    key: string,
+    limit: { limit: number; windowMs: number },
+    now: number,
+  ): Promise<GateResult> {
+    try {
+      return await this.opts.state.gate(
+        [
+          {
+            kind: 'throttle',
+            key: `rl|${name}|${key}`,
+            limits: [{ limit: limit.limit, windowMs: limit.windowMs }],
+          },
+        ],
+        now,
+      );
+    } catch (err) {
+      throw new SyError(
+        'SY_ERR_STATE_UNAVAILABLE',
+        `the ${this.opts.state.backend} state store is unavailable (rate limit of provider "${name}"): ${(err as Error).message}`,
+        { backend: this.opts.state.backend, operation: 'rateLimit', retryAfterMs: 1000 },
+        { cause: err },
+      );
+    }
   }
 
   // ---------------------------------------------------------------------------------------------
