@@ -469,8 +469,18 @@ class Pipeline implements Gateway {
   }
 
   /** 5. Record the decision (batched off the hot path by the audit sink). */
-  private record(action: Action, outcome: Outcome): void {
-    this.audit.record(action, outcome);
+  private record(action: Action, outcome: Outcome): void | Promise<void> {
+    if (this.audit === noopAuditSink) return undefined;
+    return this.audit.record({
+      kind: 'decision',
+      action,
+      originalProvider: action.provider,
+      provider: outcome.provider,
+      outcome: outcome.outcome,
+      rules: [],
+      decidedAt: this.clock.now(),
+      durationMs: outcome.durationMs,
+    });
   }
 
   /** 6. Tell subscribers (streams, tests). A throwing listener never breaks a dispatch. */
