@@ -118,8 +118,9 @@ describe('docs/configuration.md', () => {
   it('names no override variable the code does not support', () => {
     const known = new Set(overrideVariables());
     const named =
-      configDoc.match(/\bSWITCHYARD_(?:SERVER|LOG|PROVIDERS|RULES|STATE|EXECUTOR)_[A-Z0-9_]+\b/g) ??
-      [];
+      configDoc.match(
+        /\bSWITCHYARD_(?:SERVER|LOG|PROVIDERS|RULES|STATE|EXECUTOR|AUDIT)_[A-Z0-9_]+\b/g,
+      ) ?? [];
     expect(named.filter((n) => !known.has(n))).toEqual([]);
   });
 });

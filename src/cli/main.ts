@@ -203,6 +203,91 @@ serverOptions(
     process.exitCode = await dlqDiscardCommand(id, flags);
   });
 
+/** The audit filters of `audit query` and `audit export`: a record matches every given one. */
+const auditFilters = <T extends ReturnType<typeof cli.command>>(command: T): T =>
+  command
+    .option('--tenant <tenant>', 'Only this tenant')
+    .option('--namespace <ns>', 'Only this namespace')
+    .option('--provider <name>', 'Only this provider (the one that ran it, after reroute)')
+    .option('--action-type <type>', 'Only this action type')
+    .option('--outcome <outcome>', 'Only this outcome: executed, failed, suppressed, ...')
+    .option('--kind <kind>', 'Only this kind: decision, attempt, replay or erasure')
+    .option('--rule <name>', 'Only records this rule matched')
+    .option('--label <key=value>', 'Only records with this label')
+    .option('--from <time>', 'decidedAt at or after: RFC 3339, or a duration ago (24h, 7d)')
+    .option('--to <time>', 'decidedAt before: RFC 3339, or a duration ago (24h, 7d)')
+    .option('--q <text>', 'Text in the action id or the dedup key')
+    .option('--order <order>', 'desc (newest first, default) or asc');
+
+serverOptions(
+  auditFilters(cli.command('audit query', 'Audit records, newest first, with filters'))
+    .option('--limit <n>', 'Records per page, 1-1000 (default 50)')
+    .option('--cursor <cursor>', 'Start after this cursor (printed when there are more)'),
+  'Print { items, nextCursor } as JSON',
+)
+  .example('switchyard audit query --tenant acme --outcome failed --from 24h')
+  .action(async (flags: Record<string, unknown>) => {
+    const { auditQueryCommand } = await import('./commands/audit.js');
+    process.exitCode = await auditQueryCommand(flags);
+  });
+
+serverOptions(
+  cli
+    .command('audit show <actionId>', "One action's history (decision, attempts) and its payload")
+    .option('--namespace <ns>', 'Only records of this namespace (with --tenant)')
+    .option('--tenant <tenant>', 'Only records of this tenant (with --namespace)'),
+  'Print { actionId, items } as JSON',
+)
+  .example('switchyard audit show 01a209c5-9473-74bf-ad7f-9d703432448b')
+  .action(async (actionId: string, flags: Record<string, unknown>) => {
+    const { auditShowCommand } = await import('./commands/audit.js');
+    process.exitCode = await auditShowCommand(actionId, flags);
+  });
+
+serverOptions(
+  cli
+    .command('audit verify', "Check every tenant's audit hash chain (strict mode)")
+    .option('--tenant <tenant>', "Only this tenant's chain"),
+  'Print { ok, tenants, records, problems } as JSON',
+)
+  .example('switchyard audit verify --tenant acme')
+  .action(async (flags: Record<string, unknown>) => {
+    const { auditVerifyCommand } = await import('./commands/audit.js');
+    process.exitCode = await auditVerifyCommand(flags);
+  });
+
+auditFilters(
+  cli.command('audit export', 'Every matching audit record, as JSON lines or CSV, page by page'),
+)
+  .option('--format <format>', 'jsonl (default) or csv')
+  .option('--output <file>', 'Write to this file (default: standard output)')
+  .option('--url <url>', 'Server URL (env SWITCHYARD_URL, default http://127.0.0.1:8080)')
+  .option('--api-key <key>', 'API key (env SWITCHYARD_API_KEY)')
+  .example('switchyard audit export --tenant acme --from 7d --format csv --output acme.csv')
+  .action(async (flags: Record<string, unknown>) => {
+    const { auditExportCommand } = await import('./commands/audit.js');
+    process.exitCode = await auditExportCommand(flags);
+  });
+
+serverOptions(
+  cli
+    .command('audit erase', 'Erase the payloads of matching audit records (privacy requests)')
+    .option(
+      '--where <field=value>',
+      'actionId, tenant, namespace, dedupKey, labels.<k>, payload.<k>',
+    )
+    .option('--reason <text>', 'Why (kept in the erasure record)')
+    .option('--yes', 'Do not ask for confirmation (required when stdin is not a terminal)'),
+  'Print { erased, recordId } as JSON',
+)
+  .example(
+    'switchyard audit erase --where payload.email=alice@example.com --reason "GDPR request 42"',
+  )
+  .action(async (flags: Record<string, unknown>) => {
+    const { auditEraseCommand } = await import('./commands/audit.js');
+    process.exitCode = await auditEraseCommand(flags);
+  });
+
 cli
   .command('migrate', 'Create or upgrade the state store schema (sqlite, postgres)')
   .option(

@@ -92,6 +92,117 @@ export interface DeadLetterPage {
   total: number;
 }
 
+/** One audit record as the API shows it (`GET /v1/audit`): times RFC 3339, absent values null. */
+export interface AuditRecordView {
+  id: string;
+  kind: 'decision' | 'attempt' | 'replay' | 'erasure';
+  actionId: string;
+  namespace: string;
+  tenant: string;
+  /** The provider that ran it or would have (after reroute / fallback). */
+  provider: string;
+  /** The provider the action named. */
+  originalProvider: string;
+  destination: string | null;
+  actionType: string;
+  labels: Record<string, string>;
+  /** The outcome kind: executed, failed, suppressed, ... (`erased` for an erasure record). */
+  outcome: string;
+  /** Rules that matched, in order. */
+  rules: string[];
+  reason: string | null;
+  attempt: number | null;
+  status: number | null;
+  errorCode: string | null;
+  dedupKey: string | null;
+  receivedAt: string | null;
+  decidedAt: string | null;
+  executedAt: string | null;
+  durationMs: number;
+  nodeId: string;
+  traceId: string | null;
+  /** After redaction; null when not stored or erased. */
+  payload: unknown;
+  payloadHash: string;
+  chainSeq: number | null;
+  prevHash: string | null;
+  hash: string | null;
+}
+
+export const AUDIT_KINDS = ['decision', 'attempt', 'replay', 'erasure'] as const;
+
+/** Filters of `GET /v1/audit`; a record matches when every given one does. */
+export interface AuditFilter {
+  tenant?: string | undefined;
+  namespace?: string | undefined;
+  provider?: string | undefined;
+  actionType?: string | undefined;
+  outcome?: string | undefined;
+  kind?: AuditRecordView['kind'] | undefined;
+  /** Records whose `rules` contain this rule name. */
+  rule?: string | undefined;
+  /** `key=value`: records with this label. */
+  label?: string | undefined;
+  /** RFC 3339: decidedAt >= from. */
+  from?: string | undefined;
+  /** RFC 3339: decidedAt < to. */
+  to?: string | undefined;
+  /** Text found in the action id or the dedup key. */
+  q?: string | undefined;
+  /** `desc` (newest first, the default) or `asc`. */
+  order?: 'asc' | 'desc' | undefined;
+}
+
+export interface AuditPage {
+  items: AuditRecordView[];
+  /** Pass as `cursor` for the next page; null on the last one. */
+  nextCursor: string | null;
+}
+
+/** One problem `GET /v1/audit/verify` found in a tenant's hash chain. */
+export interface AuditChainProblem {
+  tenant: string;
+  recordId: string | null | undefined;
+  chainSeq: number;
+  /** edited, deleted, reordered or unchained. */
+  problem: string;
+  message: string;
+}
+
+/** What `GET /v1/audit/verify` answers. */
+export interface AuditVerifyResult {
+  ok: boolean;
+  /** Tenant chains checked. */
+  tenants: number;
+  /** Records checked. */
+  records: number;
+  problems: AuditChainProblem[];
+  /** Each chain as verify saw it: compare `lastSeq`/`lastHash` with a copy kept elsewhere. */
+  chains?: {
+    tenant: string;
+    records: number;
+    startsAt?: number;
+    fromGenesis: boolean;
+    lastSeq?: number;
+    lastHash?: string;
+  }[];
+}
+
+const AUDIT_FILTER_KEYS = [
+  'tenant',
+  'namespace',
+  'provider',
+  'actionType',
+  'outcome',
+  'kind',
+  'rule',
+  'label',
+  'from',
+  'to',
+  'q',
+  'order',
+] as const;
+
 const FILTER_KEYS = ['provider', 'tenant', 'namespace', 'actionType', 'reason'] as const;
 
 /** Only the filter fields that are set (the server rejects unknown keys). */
@@ -192,6 +303,70 @@ export class SwitchyardClient {
     const body: Record<string, unknown> = { ...filterOf(filter) };
     if (filter.all === true) body.all = true;
     return this.request('POST', '/v1/dlq/discard', body);
+  }
+
+  /** One page of audit records, newest first unless `order: 'asc'`. */
+  auditQuery(
+    query: AuditFilter & { limit?: number | undefined; cursor?: string | undefined } = {},
+  ): Promise<AuditPage> {
+    const params = new URLSearchParams();
+    for (const key of AUDIT_FILTER_KEYS) {
+      const value = query[key];
+      if (value !== undefined) params.set(key, value);
+    }
+    if (query.limit !== undefined) params.set('limit', String(query.limit));
+    if (query.cursor !== undefined) params.set('cursor', query.cursor);
+    const qs = params.toString();
+    return this.request('GET', `/v1/audit${qs === '' ? '' : `?${qs}`}`);
+  }
+
+  /**
+   * Every page of matching audit records, one page at a time (following `nextCursor`), so a
+   * caller can stream the whole trail without holding it:
+   * `for await (const page of client.auditPages({ tenant: 'acme' })) write(page.items)`.
+   */
+  async *auditPages(
+    filter: AuditFilter & { limit?: number | undefined; cursor?: string | undefined } = {},
+  ): AsyncGenerator<AuditPage, void, undefined> {
+    let cursor = filter.cursor;
+    for (;;) {
+      const page = await this.auditQuery({ ...filter, cursor });
+      yield page;
+      if (page.nextCursor === null) return;
+      cursor = page.nextCursor;
+    }
+  }
+
+  /**
+   * One action's history (decision, attempts, replays), oldest first; `scope` narrows it to one
+   * namespace and tenant. SY_ERR_NOT_FOUND when no record has the id.
+   */
+  auditHistory(
+    actionId: string,
+    scope?: { namespace: string; tenant: string },
+  ): Promise<{ actionId: string; items: AuditRecordView[] }> {
+    const qs = scope === undefined ? '' : `?${new URLSearchParams(scope).toString()}`;
+    return this.request('GET', `/v1/audit/${seg(actionId)}${qs}`);
+  }
+
+  /** Checks the hash chain of every tenant (or one); `ok` is false when a problem was found. */
+  auditVerify(tenant?: string): Promise<AuditVerifyResult> {
+    const qs = tenant === undefined ? '' : `?${new URLSearchParams({ tenant }).toString()}`;
+    return this.request('GET', `/v1/audit/verify${qs}`);
+  }
+
+  /**
+   * Erases the payloads of the records where `field` (actionId, tenant, namespace, dedupKey,
+   * `labels.<key>`, `payload.<key>`) equals `value`; the erasure is itself recorded.
+   */
+  auditErase(
+    field: string,
+    value: string,
+    reason?: string,
+  ): Promise<{ erased: number; recordId: string }> {
+    const body: Record<string, string> = { field, value };
+    if (reason !== undefined) body.reason = reason;
+    return this.request('POST', '/v1/audit/erase', body);
   }
 
   private async request<T>(method: string, path: string, body?: unknown): Promise<T> {

@@ -12,6 +12,7 @@ import {
   type ConfigInput,
   type ResolvedConfig,
   type StateBackend,
+  type AuditBackend,
 } from './schema.js';
 import { interpolateDocument } from './interpolate.js';
 import { NO_LOCATION, parseYamlSource, schemaError, type Locate } from '../core/yaml-source.js';
@@ -65,10 +66,13 @@ function checkFallbacks(
 
 /** Where `switchyard serve` keeps state by default (relative to the working directory). */
 export const DEFAULT_SQLITE_PATH = './switchyard-data/state.db';
+export const DEFAULT_AUDIT_PATH = './switchyard-data/audit.db';
 
 export interface LoadOptions {
   /** The state backend when the config names none (serve: sqlite; library: memory). */
   defaultStateBackend?: StateBackend;
+  /** The audit backend when the config names none (`serve`: sqlite; library: none). */
+  defaultAuditBackend?: AuditBackend;
   /** Environment for `${VAR}` interpolation and SWITCHYARD_* overrides. Default process.env. */
   env?: NodeJS.ProcessEnv;
   /** Provider types beyond the built-in ones (library use). */
@@ -174,6 +178,15 @@ export function resolveConfig(
   const server = (config.server ?? {}) as NonNullable<ConfigInput['server']>;
   const log = (config.log ?? {}) as NonNullable<ConfigInput['log']>;
   const executor = (config.executor ?? {}) as NonNullable<ConfigInput['executor']>;
+  const audit = (config.audit ?? {}) as NonNullable<ConfigInput['audit']>;
+  const auditBackend = audit.backend ?? options.defaultAuditBackend ?? 'none';
+  if (auditBackend === 'postgres' && audit.url === undefined) {
+    throw new SyError(
+      'SY_ERR_CONFIG_INVALID',
+      `${locate(['audit'], false)}audit.url is required for audit.backend postgres`,
+      { field: 'audit.url' },
+    );
+  }
   return {
     resolved: true,
     source: options.source,
@@ -206,6 +219,19 @@ export function resolveConfig(
       pool: state.pool ?? 10,
       migrate: state.migrate ?? true,
       idempotencyTtlMs: parseDuration(state.idempotencyTtl) ?? 86_400_000,
+    },
+    audit: {
+      backend: auditBackend,
+      path: audit.path ?? DEFAULT_AUDIT_PATH,
+      url: audit.url,
+      prefix: audit.prefix ?? 'switchyard_',
+      mode: audit.mode ?? 'batched',
+      retentionMs: parseDuration(audit.retention) ?? 90 * 86_400_000,
+      storePayload: audit.storePayload ?? true,
+      redact: audit.redact ?? [],
+      batchSize: audit.batchSize ?? 500,
+      flushIntervalMs: parseDuration(audit.flushInterval) ?? 50,
+      maxBuffer: audit.maxBuffer ?? 50_000,
     },
     executor: {
       concurrency: executor.concurrency ?? 1024,

@@ -167,6 +167,78 @@ export const ExecutorConfigSchema = Type.Object(
   { additionalProperties: false },
 );
 
+export const AUDIT_BACKENDS = ['sqlite', 'postgres', 'memory', 'none'] as const;
+export type AuditBackend = (typeof AUDIT_BACKENDS)[number];
+
+export const AuditConfigSchema = Type.Object(
+  {
+    backend: Type.Optional(
+      Type.Enum([...AUDIT_BACKENDS], {
+        description:
+          'Where audit records are stored. Default: sqlite for `switchyard serve`, none for createGateway().',
+      }),
+    ),
+    path: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description:
+          'sqlite: the database file, relative to the working directory. Default ./switchyard-data/audit.db.',
+      }),
+    ),
+    url: Type.Optional(
+      Type.String({
+        pattern: '^(postgres|postgresql)://',
+        description: 'postgres: connection URL (use ${ENV_VAR} for credentials). Required for it.',
+      }),
+    ),
+    prefix: Type.Optional(
+      Type.String({
+        maxLength: 64,
+        pattern: '^[a-z_][a-z0-9_]*$',
+        description: 'postgres: table prefix. Default switchyard_.',
+      }),
+    ),
+    mode: Type.Optional(
+      Type.Enum(['batched', 'strict'], {
+        description:
+          'batched: written off the hot path in batches; strict: written (and hash-chained per tenant) before the outcome is returned. Default batched.',
+      }),
+    ),
+    retention: Type.Optional(
+      Duration('Records older than this are deleted in the background. Default 90d.'),
+    ),
+    storePayload: Type.Optional(
+      Type.Boolean({ description: 'Store action payloads (after redaction). Default true.' }),
+    ),
+    redact: Type.Optional(
+      Type.Array(Type.String({ minLength: 1, maxLength: 256 }), {
+        maxItems: 100,
+        description:
+          'Payload paths replaced by "[REDACTED]" before storage (`payload.card.number`, `payload.items.*.ssn`). Default [].',
+      }),
+    ),
+    batchSize: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 100_000,
+        description: 'Records per write. Default 500.',
+      }),
+    ),
+    flushInterval: Type.Optional(
+      Duration('Longest time a record waits in the buffer (batched mode). Default 50ms.'),
+    ),
+    maxBuffer: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 10_000_000,
+        description:
+          'Records buffered before dispatch waits for the writer (backpressure; nothing is dropped). Default 50000.',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
 export const ProviderEntrySchema = Type.Object(
   { type: Type.String({ minLength: 1, description: 'Provider type: webhook, log, noop, ...' }) },
   { additionalProperties: true },
@@ -179,6 +251,7 @@ export const ConfigSchema = Type.Object(
     rules: Type.Optional(RulesConfigSchema),
     state: Type.Optional(StateConfigSchema),
     executor: Type.Optional(ExecutorConfigSchema),
+    audit: Type.Optional(AuditConfigSchema),
     providers: Type.Optional(
       Type.Record(Type.String(), ProviderEntrySchema, {
         // A provider name must be usable in an action's `provider` field.
@@ -234,6 +307,19 @@ export interface ResolvedConfig {
     deadlineMs: number;
     pollIntervalMs: number;
     batch: number;
+  };
+  readonly audit: {
+    backend: AuditBackend;
+    path: string;
+    url: string | undefined;
+    prefix: string;
+    mode: 'batched' | 'strict';
+    retentionMs: number;
+    storePayload: boolean;
+    redact: string[];
+    batchSize: number;
+    flushIntervalMs: number;
+    maxBuffer: number;
   };
   /** Positions in the config file (for errors in sections compiled later, like inline rules). */
   readonly locate: Locate;

@@ -117,6 +117,16 @@ export const ERRORS = {
     status: 404,
     description: 'No dead-letter entry has this id (it was replayed, discarded or never existed).',
   },
+  SY_ERR_AUDIT_UNAVAILABLE: {
+    status: 503,
+    description:
+      'Strict audit mode: the decision could not be written to the audit store, so the outcome is not returned; retry after `retryAfterMs`.',
+  },
+  SY_ERR_AUDIT_DISABLED: {
+    status: 404,
+    description:
+      'The audit trail is off on this server (`audit.backend: none`): there is nothing to query.',
+  },
   SY_ERR_PROVIDER_NOT_FOUND: {
     status: 404,
     description: 'No provider of this name is configured.',

@@ -94,6 +94,18 @@ export interface ProviderStatus {
   policy: ProviderPolicy;
 }
 
+/** One finished attempt, for the audit trail. */
+export interface AttemptInfo {
+  job: Job;
+  provider: string;
+  result: 'success' | 'transient' | 'terminal';
+  status: number | undefined;
+  error: OutcomeError | undefined;
+  /** Epoch ms when the attempt ended. */
+  at: number;
+  durationMs: number;
+}
+
 export interface ExecutorOptions {
   providers: ProviderRegistry;
   /** Provider config entries (policy keys are read from them). */
@@ -104,8 +116,12 @@ export interface ExecutorOptions {
   observer: ExecutorObserver;
   config: ExecutorConfig;
   /** Called when a retried or replayed action reaches its final outcome off the request path. */
-  complete: (job: Job, outcome: RunOutcome) => void;
+  complete: (job: Job, outcome: RunOutcome, kind: 'decision' | 'replay') => void;
+  /** Called after every attempt (the audit trail); undefined = nobody listens. */
+  onAttempt?: ((attempt: AttemptInfo) => void) | undefined;
   random?: () => number;
+  /** This node's id (claims of the retry queue, audit records). Default host:pid:random. */
+  nodeId?: string;
 }
 
 interface Mode {
@@ -137,7 +153,7 @@ class SlotTimeout extends Error {}
  * due a little after the inline attempt would have ended, so a crash mid-backoff loses nothing.
  */
 export class Executor {
-  readonly nodeId = `${hostname()}:${process.pid}:${newId().slice(-6)}`;
+  readonly nodeId: string;
   private readonly policies = new Map<string, ProviderPolicy>();
   private readonly limiters = new Map<string, Limiter>();
   private readonly breakers = new Map<string, CircuitBreaker>();
@@ -157,6 +173,7 @@ export class Executor {
     /** Fires when shutdown gives up waiting: providers abort what is still running. */
     private readonly abortSignal: AbortSignal,
   ) {
+    this.nodeId = opts.nodeId ?? `${hostname()}:${process.pid}:${newId().slice(-6)}`;
     this.random = opts.random ?? Math.random;
     this.global = new Limiter('the executor', opts.config.concurrency, opts.config.queue);
     this.pauses = new PauseBoard(opts.state);
@@ -324,7 +341,17 @@ export class Executor {
     breaker: CircuitBreaker | undefined,
   ): RunOutcome | Promise<RunOutcome> {
     const name = job.provider;
-    this.opts.observer.observeProvider(name, 'executed', (performance.now() - t0) / 1000);
+    const seconds = (performance.now() - t0) / 1000;
+    this.opts.observer.observeProvider(name, 'executed', seconds);
+    this.opts.onAttempt?.({
+      job,
+      provider: name,
+      result: 'success',
+      status: response.status,
+      error: undefined,
+      at: this.opts.clock.now(),
+      durationMs: Math.round(seconds * 1000),
+    });
     this.opts.observer.countAttempt(name, 'success');
     breaker?.success(this.opts.clock.now());
     const outcome: ExecutedOutcome = {
@@ -389,6 +416,15 @@ export class Executor {
       },
       'provider attempt failed',
     );
+    this.opts.onAttempt?.({
+      job,
+      provider: name,
+      result: error.transient ? 'transient' : 'terminal',
+      status: error.status,
+      error,
+      at: after,
+      durationMs: Math.round(seconds * 1000),
+    });
     if (error.transient) {
       breaker?.failure(after);
       this.opts.observer.countAttempt(name, 'transient');
@@ -604,7 +640,7 @@ export class Executor {
   /** Final outcome: drop the durable copy, tell the pipeline when off the request path. */
   private finish<O extends RunOutcome>(job: Job, mode: Mode, outcome: O): O | Promise<O> {
     if (mode.durable === undefined) {
-      if (mode.worker) this.opts.complete(job, outcome);
+      if (mode.worker) this.opts.complete(job, outcome, 'decision');
       return outcome;
     }
     return this.finishDurable(job, mode, outcome);
@@ -619,7 +655,7 @@ export class Executor {
       this.opts.logger.error({ err, actionId: job.action.id }, 'retry queue cleanup failed');
     }
     mode.durable = undefined;
-    if (mode.worker) this.opts.complete(job, outcome);
+    if (mode.worker) this.opts.complete(job, outcome, 'decision');
     return outcome;
   }
 
@@ -935,7 +971,7 @@ export class Executor {
       startedAt: performance.now(),
       durable: 'net',
     });
-    if (outcome.outcome !== 'retrying') this.opts.complete(job, outcome);
+    if (outcome.outcome !== 'retrying') this.opts.complete(job, outcome, 'replay');
     return outcome;
   }
 

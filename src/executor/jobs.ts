@@ -9,6 +9,10 @@ export interface SettleContext {
   idempotencyKey: string | undefined;
   /** Set when a rule rerouted the action (the outcome then says "rerouted"). */
   reroute: { from: string; rule: string } | undefined;
+  /** Rules that matched (for the audit trail of the final outcome). */
+  rules: readonly string[];
+  /** The provider the client named. */
+  originalProvider: string;
 }
 
 /**

@@ -14,10 +14,20 @@ import { silentLogger } from '../core/logger.js';
 import { compileAssert } from '../core/validate.js';
 import { resolveConfig } from '../config/load.js';
 import type { ConfigInput, ResolvedConfig } from '../config/schema.js';
-import { Executor, type Job, type RunOutcome, type SettleContext } from '../executor/executor.js';
+import {
+  Executor,
+  type AttemptInfo,
+  type Job,
+  type RunOutcome,
+  type SettleContext,
+} from '../executor/executor.js';
 import { ProviderRegistry, providerTypeMap } from '../providers/registry.js';
 import type { Provider, ProviderPreview, ProviderType } from '../providers/provider.js';
 import { noopAuditSink, type AuditSink } from '../audit/sink.js';
+import { createAuditStore, createAuditWriter } from '../audit/create.js';
+import { startRetention } from '../audit/retention.js';
+import type { AuditStore } from '../audit/store.js';
+import { hostname } from 'node:os';
 import { GatewayMetrics } from './metrics.js';
 import { RuleEngine, type RuleExplanation } from '../rules/engine.js';
 import type { Plan } from '../rules/planner.js';
@@ -103,6 +113,10 @@ export interface Gateway {
   readonly state: StateStore;
   /** Retries, breakers, limits and the dead-letter queue. */
   readonly executor: Executor;
+  /** The audit store `config.audit` names (undefined for `none` or a custom sink). */
+  readonly auditStore: AuditStore | undefined;
+  /** This node's id (in audit records and retry-queue claims). */
+  readonly nodeId: string;
   /** Connects the state store and applies its migrations; rejects with SY_ERR_STATE_UNAVAILABLE. */
   ready(): Promise<void>;
   /** Stops accepting actions, waits for in-flight ones (up to `timeoutMs`), closes providers. */
@@ -141,6 +155,9 @@ class Pipeline implements Gateway {
   readonly rules: RuleEngine;
   readonly state: StateStore;
   private readonly ownsState: boolean;
+  readonly nodeId: string;
+  readonly auditStore: AuditStore | undefined;
+  private readonly retention: { stop(): Promise<void> } | undefined;
   private readonly clock: Clock;
   private readonly logger: Logger;
   readonly executor: Executor;
@@ -165,10 +182,34 @@ class Pipeline implements Gateway {
         );
     this.logger = options.logger ?? silentLogger();
     this.metrics = options.metrics ?? new GatewayMetrics();
-    this.audit = options.audit ?? noopAuditSink;
     this.clock = options.clock ?? systemClock;
+    this.nodeId = `${hostname()}:${process.pid}:${newId().slice(-6)}`;
     this.ownsState = options.state === undefined;
     this.state = options.state ?? createStateStore(this.config.state);
+    if (options.audit !== undefined) {
+      this.audit = options.audit;
+    } else {
+      this.auditStore = createAuditStore(this.config.audit);
+      this.audit =
+        this.auditStore === undefined
+          ? noopAuditSink
+          : createAuditWriter(this.config.audit, this.auditStore, {
+              nodeId: this.nodeId,
+              logger: this.logger,
+              clock: this.clock,
+            });
+      if (this.auditStore !== undefined) {
+        // Old records are deleted by one node at a time (a lease in the state store).
+        this.retention = startRetention({
+          store: this.auditStore,
+          state: this.state,
+          retentionMs: this.config.audit.retentionMs,
+          holder: this.nodeId,
+          clock: this.clock,
+          logger: this.logger,
+        });
+      }
+    }
     this.providers = ProviderRegistry.fromConfig(
       this.config.providers,
       providerTypeMap(options.providerTypes),
@@ -190,7 +231,9 @@ class Pipeline implements Gateway {
         logger: this.logger,
         observer: this.metrics,
         config: this.config.executor,
-        complete: (job, outcome) => this.complete(job, outcome),
+        nodeId: this.nodeId,
+        complete: (job, outcome, kind) => this.complete(job, outcome, kind),
+        onAttempt: this.audit === noopAuditSink ? undefined : (a) => this.recordAttempt(a),
       },
       this.abort.signal,
     );
@@ -280,7 +323,13 @@ class Pipeline implements Gateway {
     const final = plan.action ?? action;
     if (plan.suppressed !== undefined) {
       const { rule, reason } = plan.suppressed;
-      return this.finish(final, suppressed(final, rule, reason, elapsed(startedAt)), startedAt);
+      return this.finish(
+        final,
+        suppressed(final, rule, reason, elapsed(startedAt)),
+        startedAt,
+        plan.matched,
+        action.provider,
+      );
     }
     let ops = plan.gates;
     if (idempotencyKey !== undefined) {
@@ -297,7 +346,13 @@ class Pipeline implements Gateway {
         }
         const offset = idempotencyKey === undefined ? 0 : 1;
         const rule = plan.gateRules[result.index - offset];
-        return this.finish(final, blocked(final, result, rule, elapsed(startedAt)), startedAt);
+        return this.finish(
+          final,
+          blocked(final, result, rule, elapsed(startedAt)),
+          startedAt,
+          plan.matched,
+          action.provider,
+        );
       }
     }
     const settle: SettleContext = {
@@ -305,6 +360,8 @@ class Pipeline implements Gateway {
       dedups: plan.dedups as SettleContext['dedups'],
       idempotencyKey,
       reroute: plan.reroute,
+      rules: plan.matched,
+      originalProvider: action.provider,
     };
     let ran: RunOutcome;
     try {
@@ -320,20 +377,62 @@ class Pipeline implements Gateway {
       const settled = this.settle(settle, final.id, outcome);
       if (settled !== undefined) await settled;
     }
-    return this.finish(final, outcome, startedAt);
+    return this.finish(final, outcome, startedAt, plan.matched, action.provider);
   }
 
   /** A retried or replayed action reached its final outcome off the request path. */
-  private complete(job: Job, ran: RunOutcome): void {
+  private complete(job: Job, ran: RunOutcome, kind: 'decision' | 'replay'): void {
     const outcome = withReroute(ran, job.settle.reroute);
     const settled = this.settle(job.settle, job.action.id, outcome);
     if (settled !== undefined) {
       this.settling.add(settled);
       void settled.finally(() => this.settling.delete(settled));
     }
-    this.record(job.action, outcome);
+    const recorded = this.record(
+      job.action,
+      outcome,
+      job.settle.rules ?? [],
+      job.settle.originalProvider ?? job.action.provider,
+      kind,
+    );
+    if (recorded !== undefined) {
+      recorded.catch((err: unknown) =>
+        this.logger.error({ err, actionId: job.action.id }, 'audit record failed'),
+      );
+    }
     this.publish(job.action, outcome);
     this.metrics.observeOutcome(outcome.provider, outcome.outcome, outcome.durationMs / 1000);
+  }
+
+  /** An attempt finished (executor hook): one audit record per attempt. */
+  private recordAttempt(a: AttemptInfo): void {
+    // A first attempt that succeeded or failed for good is also the action's decision: its
+    // record (attempt 1, status, error) says it all. Attempts get records of their own once
+    // there is more than one (a transient first failure leads to a retry or a fallback).
+    if (a.job.attempts === 1 && a.result !== 'transient') return;
+    const action = a.job.action;
+    const provider = this.providers.get(a.provider);
+    const recorded = this.audit.record({
+      kind: 'attempt',
+      action: a.provider === action.provider ? action : { ...action, provider: a.provider },
+      originalProvider: a.job.settle.originalProvider ?? action.provider,
+      provider: a.provider,
+      outcome: a.result,
+      rules: a.job.settle.rules ?? [],
+      reason: a.error?.message,
+      attempt: a.job.attempts,
+      status: a.status,
+      errorCode: a.error?.code,
+      destination: destinationOf(provider, action),
+      decidedAt: a.at,
+      executedAt: a.at - a.durationMs,
+      durationMs: a.durationMs,
+    });
+    if (recorded !== undefined) {
+      recorded.catch((err: unknown) =>
+        this.logger.error({ err, actionId: action.id }, 'audit record failed'),
+      );
+    }
   }
 
   /** The gate op that reserves a client-supplied action id (same id → first outcome). */
@@ -456,28 +555,56 @@ class Pipeline implements Gateway {
     }
   }
 
-  /** 5 + 6: record, publish and count an outcome. */
-  private finish(action: Action, outcome: Outcome, startedAt: number): Outcome {
-    this.record(action, outcome);
+  /**
+   * 5 + 6: record, publish and count an outcome. Answers at once unless the audit sink asks to
+   * wait (strict mode: until the record is durable; batched: only when its buffer is full).
+   */
+  private finish(
+    action: Action,
+    outcome: Outcome,
+    startedAt: number,
+    rules: readonly string[],
+    originalProvider: string,
+  ): Outcome | Promise<Outcome> {
+    const recorded = this.record(action, outcome, rules, originalProvider, 'decision');
     this.publish(action, outcome);
     this.metrics.observeOutcome(
       outcome.provider,
       outcome.outcome,
       (performance.now() - startedAt) / 1000,
     );
-    return outcome;
+    if (recorded === undefined) return outcome;
+    return recorded.then(
+      () => outcome,
+      (err: unknown) => {
+        throw new SyError(
+          'SY_ERR_AUDIT_UNAVAILABLE',
+          `the action's outcome could not be recorded in the audit store: ${(err as Error).message}`,
+          { backend: this.config.audit.backend, outcome: outcome.outcome, retryAfterMs: 1000 },
+          { cause: err },
+        );
+      },
+    );
   }
 
   /** 5. Record the decision (batched off the hot path by the audit sink). */
-  private record(action: Action, outcome: Outcome): void | Promise<void> {
+  private record(
+    action: Action,
+    outcome: Outcome,
+    rules: readonly string[],
+    originalProvider: string,
+    kind: 'decision' | 'replay',
+  ): void | Promise<void> {
     if (this.audit === noopAuditSink) return undefined;
     return this.audit.record({
-      kind: 'decision',
+      kind,
       action,
-      originalProvider: action.provider,
+      originalProvider,
       provider: outcome.provider,
       outcome: outcome.outcome,
-      rules: [],
+      rules,
+      ...auditDetails(outcome),
+      destination: destinationOf(this.providers.get(outcome.provider), action),
       decidedAt: this.clock.now(),
       durationMs: outcome.durationMs,
     });
@@ -511,6 +638,16 @@ class Pipeline implements Gateway {
       await this.state.init?.();
     } catch (err) {
       throw unavailable(this.state.backend, 'init', err);
+    }
+    try {
+      await this.auditStore?.init?.();
+    } catch (err) {
+      throw new SyError(
+        'SY_ERR_AUDIT_UNAVAILABLE',
+        `the ${this.config.audit.backend} audit store is unavailable (init): ${(err as Error).message}`,
+        { backend: this.config.audit.backend, operation: 'init', retryAfterMs: 1000 },
+        { cause: err },
+      );
     }
   }
 
@@ -616,12 +753,20 @@ class Pipeline implements Gateway {
           'shutdown timeout: aborting in-flight actions',
         );
         this.abort.abort(new SyError('SY_ERR_SHUTTING_DOWN', 'aborted by shutdown timeout'));
+        // The aborted actions still get their outcome, and its audit record, before the audit
+        // writer closes (bounded: a provider that ignores the abort is not waited for long).
+        if (this.inFlight > 0) {
+          await Promise.race([drained, new Promise((r) => setTimeout(r, 2000).unref())]);
+        }
       }
     }
     await executorClosed;
     this.rules.close();
     clearInterval(this.cleanupTimer);
-    await this.audit.flush();
+    await this.retention?.stop();
+    // Every decision is written before the process may exit.
+    if (this.auditStore !== undefined) await this.audit.close?.();
+    else await this.audit.flush();
     await this.providers.closeAll();
     await Promise.all(this.settling);
     if (this.ownsState) await this.state.close();
@@ -652,4 +797,46 @@ function unavailable(backend: string, operation: string, err: unknown): SyError 
     { backend, operation, retryAfterMs: 1000 },
     { cause: err },
   );
+}
+
+/** A provider's destination for the audit trail; a throwing provider never breaks a dispatch. */
+function destinationOf(provider: Provider | undefined, action: Action): string | undefined {
+  try {
+    return provider?.destination?.(action);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The outcome's why, status and error code, for the audit record. */
+function auditDetails(o: Outcome): {
+  reason?: string;
+  status?: number;
+  errorCode?: string;
+  attempt?: number;
+} {
+  switch (o.outcome) {
+    case 'executed':
+    case 'rerouted':
+      return { status: o.response.status, attempt: o.attempts ?? 1 };
+    case 'failed':
+      return {
+        reason: o.error.message,
+        status: o.error.status,
+        errorCode: o.error.code,
+        attempt: o.attempts,
+      };
+    case 'retrying':
+      return { reason: o.error?.message, errorCode: o.error?.code, attempt: o.attempts };
+    case 'circuit_open':
+      return { reason: o.error.message, errorCode: o.error.code };
+    case 'suppressed':
+      return { reason: o.reason };
+    case 'deduplicated':
+      return { reason: `duplicate of ${o.duplicateOf}${o.inFlight ? ' (in flight)' : ''}` };
+    case 'throttled':
+      return {
+        reason: `${o.rule === undefined ? `budget ${o.budget ?? ''}` : `rule ${o.rule}`}: ${o.limit} per ${o.windowMs}ms`,
+      };
+  }
 }

@@ -14,6 +14,7 @@ import { dispatchRoutes } from './routes/dispatch.js';
 import { opsRoutes } from './routes/ops.js';
 import { rulesRoutes } from './routes/rules.js';
 import { providerRoutes } from './routes/providers.js';
+import { auditRoutes } from './routes/audit.js';
 import { VERSION } from '../core/version.js';
 
 export interface ServerOptions extends GatewayOptions {
@@ -107,6 +108,7 @@ export async function buildServer(
   opsRoutes(app, gateway, () => closing);
   rulesRoutes(app, gateway);
   providerRoutes(app, gateway);
+  auditRoutes(app, gateway);
   app.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
 
   // Node closes idle keep-alive connections once, when close() starts; a connection busy at that

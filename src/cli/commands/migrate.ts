@@ -6,7 +6,11 @@ import { configPath } from '../config-path.js';
 /** `switchyard migrate`: create or upgrade the state store's schema (sqlite, postgres). */
 export async function migrateCommand(flags: Record<string, unknown>): Promise<number> {
   const file = configPath(flags.config);
-  const options = { env: process.env, defaultStateBackend: 'sqlite' as const };
+  const options = {
+    env: process.env,
+    defaultStateBackend: 'sqlite' as const,
+    defaultAuditBackend: 'sqlite' as const,
+  };
   const config = file === undefined ? resolveConfig({}, options) : loadConfigFile(file, options);
   const store = createStateStore(config.state, true) as ReturnType<typeof createStateStore> & {
     migrate?: () => string[] | Promise<string[]>;

@@ -30,8 +30,15 @@ export async function serveCommand(flags: Record<string, unknown>): Promise<void
   const file = configPath(flags.config);
   const loaded =
     file === undefined
-      ? resolveConfig({}, { env: process.env, defaultStateBackend: 'sqlite' })
-      : loadConfigFile(file, { env: process.env, defaultStateBackend: 'sqlite' });
+      ? resolveConfig(
+          {},
+          { env: process.env, defaultStateBackend: 'sqlite', defaultAuditBackend: 'sqlite' },
+        )
+      : loadConfigFile(file, {
+          env: process.env,
+          defaultStateBackend: 'sqlite',
+          defaultAuditBackend: 'sqlite',
+        });
   const config = withFlags(loaded, flags);
   const logger = createLogger(config.log.level);
   await serveUntilSignalled(config, logger);

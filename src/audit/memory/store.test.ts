@@ -1,0 +1,4 @@
+import { runAuditStoreSuite } from '../conformance.js';
+import { MemoryAuditStore } from './store.js';
+
+runAuditStoreSuite('memory', { create: () => new MemoryAuditStore() });
