@@ -282,8 +282,6 @@ export class PostgresAuditStore implements AuditStore {
     skipStored: boolean,
   ): Promise<void> {
     let pending = unique(records);
-    // Encoded before a connection or a lock is taken: only the chain columns wait for the lock.
-    let lines = pending.map(copyLine);
     const client = await this.pool.connect();
     const ignore = (): void => {};
     // A checked-out client has no pool listener: keep a dying connection from crashing us.
@@ -291,8 +289,15 @@ export class PostgresAuditStore implements AuditStore {
     let transaction = false;
     try {
       if (!chain && !skipStored) {
-        await this.copy(client, lines, undefined);
+        // Encoded chunk by chunk while the server inserts the chunks before.
+        await this.copy(
+          client,
+          pending.length,
+          (i) => copyLine(pending[i] as AuditRecord) + NO_CHAIN,
+        );
       } else {
+        // Encoded before the heads are locked: only the chain columns wait for the lock.
+        let lines = pending.map(copyLine);
         transaction = true;
         await client.query('begin');
         const heads = chain ? await this.lockHeads(client, pending) : undefined;
@@ -302,7 +307,8 @@ export class PostgresAuditStore implements AuditStore {
           lines = lines.filter((_, i) => keep[i]);
         }
         if (pending.length > 0) {
-          await this.copy(client, lines, heads && chainColumns(pending, heads));
+          const columns = heads === undefined ? undefined : chainColumns(pending, heads);
+          await this.copy(client, pending.length, (i) => lines[i] + (columns?.(i) ?? NO_CHAIN));
           if (heads !== undefined) {
             const next = [...heads];
             await client.query(
@@ -359,16 +365,11 @@ export class PostgresAuditStore implements AuditStore {
   }
 
   /**
-   * `COPY ... FROM STDIN` of the encoded records (one statement, the fastest way in), each line
-   * completed by its chain columns (NULL without; `chain(i)` hashes record i, in order). The
-   * data goes in chunks as it is completed, so the server parses and inserts the first records
-   * while the next are still being hashed and encoded here.
+   * `COPY ... FROM STDIN` of `count` lines, `line(i)` called for each in order (one statement,
+   * the fastest way in). The data goes in chunks as the lines are made, so the server parses and
+   * inserts the first records while the next are still being encoded (and hashed) here.
    */
-  private copy(
-    client: PoolClient,
-    lines: readonly string[],
-    chain: ((i: number) => string) | undefined,
-  ): Promise<void> {
+  private copy(client: PoolClient, count: number, line: (i: number) => string): Promise<void> {
     return new Promise((resolve, reject) => {
       const query = new this.pg.Query(
         `copy ${this.records} (${COPY_COLUMNS}) from stdin`,
@@ -377,17 +378,15 @@ export class PostgresAuditStore implements AuditStore {
       // What pg calls when the server is ready for the data (pg-copy-streams does the same).
       query.handleCopyInResponse = (connection) => {
         try {
-          for (let start = 0; start < lines.length; start += COPY_CHUNK) {
+          for (let start = 0; start < count; start += COPY_CHUNK) {
             let text = '';
-            const end = Math.min(lines.length, start + COPY_CHUNK);
-            for (let i = start; i < end; i++) {
-              text += `${lines[i]}${chain === undefined ? NO_CHAIN : chain(i)}`;
-            }
+            const end = Math.min(count, start + COPY_CHUNK);
+            for (let i = start; i < end; i++) text += line(i);
             connection.sendCopyFromChunk(Buffer.from(text));
           }
           connection.endCopyFrom();
         } catch (err) {
-          // Nothing is written: the server ends the COPY with an error, which rejects.
+          // The server ends the COPY with an error (nothing is written), which rejects.
           connection.sendCopyFail(err instanceof Error ? err.message : String(err));
         }
       };
