@@ -134,6 +134,7 @@ function writer(store: AuditStore, over: Partial<AuditWriterOptions> = {}): Audi
     flushIntervalMs: 60_000,
     retryDelayMs: 5,
     maxRetryDelayMs: 20,
+    backlogFactor: 1,
     ...over,
   });
   writers.push(w);
@@ -290,6 +291,21 @@ describe('AuditWriter batched mode', () => {
     expect((await store.all()).items.map((r) => r.actionId)).toEqual(ids);
     expect(w.stats()).toEqual({ buffered: 0, written: 10, failedAppends: 0, backpressureWaits: 0 });
     await w.flush(); // nothing left: resolves at once
+  });
+
+  it('drains a backlog in bigger appends (up to backlogFactor batches)', async () => {
+    const store = new ControlledStore();
+    const w = writer(store, { batchSize: 2, backlogFactor: 3 });
+    store.hold = true;
+    for (let i = 0; i < 11; i++) w.record(event({}, action({ id: `a${i}` })));
+    await settle();
+    expect(store.calls).toHaveLength(1); // the first append (3 batches' worth), held
+    store.release();
+    await w.flush();
+    expect(store.calls.map((c) => c.ids.length)).toEqual([6, 5]);
+    expect((await store.all()).items.map((r) => r.actionId)).toEqual(
+      Array.from({ length: 11 }, (_, i) => `a${i}`),
+    );
   });
 
   it('writes a partial batch after flushIntervalMs', async () => {

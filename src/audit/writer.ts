@@ -26,6 +26,11 @@ export interface AuditWriterOptions {
   /** Batched mode: the first delay before retrying a failed append (doubles up to the max). */
   retryDelayMs?: number;
   maxRetryDelayMs?: number;
+  /**
+   * Batched mode: how many batches one append may carry when the buffer has a backlog (one
+   * round trip and commit per append bound a remote store's drain rate). Default 10.
+   */
+  backlogFactor?: number;
   logger?: Logger;
   /** Accepted for symmetry with the other components; unused (every time comes from the event). */
   clock?: Clock;
@@ -98,6 +103,7 @@ export class AuditWriter implements AuditSink {
   private readonly batchSize: number;
   private readonly maxBuffer: number;
   private readonly retryDelayMs: number;
+  private readonly backlogFactor: number;
   private readonly maxRetryDelayMs: number;
   private readonly logger: Logger;
 
@@ -149,6 +155,7 @@ export class AuditWriter implements AuditSink {
     this.batchSize = Math.max(1, options.batchSize ?? 500);
     this.maxBuffer = Math.max(1, options.maxBuffer ?? 50_000);
     this.retryDelayMs = options.retryDelayMs ?? 100;
+    this.backlogFactor = Math.max(1, options.backlogFactor ?? 10);
     this.maxRetryDelayMs = options.maxRetryDelayMs ?? 10_000;
     this.logger = options.logger ?? silentLogger();
     if (!this.strict) {
@@ -335,12 +342,13 @@ export class AuditWriter implements AuditSink {
       return;
     }
     if (this.buffer.length === 0 || this.retryTimer !== undefined) return;
+    const take = Math.min(this.buffer.length, this.batchSize * this.backlogFactor);
     let records: AuditRecord[];
-    if (this.buffer.length <= this.batchSize) {
+    if (this.buffer.length <= take) {
       records = this.buffer;
       this.buffer = [];
     } else {
-      records = this.buffer.splice(0, this.batchSize);
+      records = this.buffer.splice(0, take);
     }
     this.startAppend(records, undefined);
   }
