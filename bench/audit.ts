@@ -28,8 +28,7 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import type { Histogram } from 'hdr-histogram-js';
 import { createGateway, type ActionInput, type ConfigInput, type Gateway } from '../src/index.js';
-import type { AuditRecord } from '../src/audit/record.js';
-import { payloadHashFast } from '../src/audit/writer.js';
+import { payloadHashOf, type AuditRecord } from '../src/audit/record.js';
 import type { AuditQuery, AuditStore } from '../src/audit/store.js';
 import { PostgresAuditStore } from '../src/audit/postgres/store.js';
 import { SqliteAuditStore } from '../src/audit/sqlite/store.js';
@@ -772,7 +771,7 @@ function* syntheticBatches(plan: FillPlan, seed: number): Generator<AuditRecord[
       nodeId: 'bench-node-1',
       traceId: undefined,
       payload,
-      payloadHash: payloadHashFast(payload),
+      payloadHash: payloadHashOf(payload),
       chainSeq: undefined,
       prevHash: undefined,
       hash: undefined,

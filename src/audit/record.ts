@@ -1,5 +1,3 @@
-import { createHash } from 'node:crypto';
-
 /**
  * One audit record: a dispatch decision, one execution attempt, a replay, or an erasure.
  * Times are epoch ms here and RFC 3339 over the API.
@@ -45,24 +43,8 @@ export interface AuditRecord {
   hash: string | undefined;
 }
 
-/** JSON with object keys sorted, so equal values always hash alike. */
-export function canonicalJson(value: unknown): string {
-  if (value === undefined) return '';
-  return JSON.stringify(value, (_k, v: unknown) => {
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
-    const sorted: Record<string, unknown> = {};
-    for (const k of Object.keys(v).sort()) sorted[k] = (v as Record<string, unknown>)[k];
-    return sorted;
-  });
-}
-
-export function sha256(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
-}
-
-export function payloadHashOf(payload: unknown): string {
-  return payload === undefined ? '' : sha256(canonicalJson(payload));
-}
+export { canonicalJson, canonicalJsonReference, payloadHashOf, sha256 } from './canonical.js';
+import { canonicalJson, sha256 } from './canonical.js';
 
 /**
  * The hash of a record in its tenant's chain: every field that matters, the payload by its hash
@@ -71,6 +53,45 @@ export function payloadHashOf(payload: unknown): string {
 export function chainHash(record: AuditRecord, prevHash: string): string {
   const { payload: _p, hash: _h, prevHash: _ph, ...rest } = record;
   return sha256(`${prevHash}\n${canonicalJson(rest)}`);
+}
+
+/** The record's own fields (no extra properties), with the given chain fields. */
+export function withChain(
+  r: AuditRecord,
+  chainSeq: number | undefined,
+  prevHash: string | undefined,
+  hash: string | undefined,
+): AuditRecord {
+  return {
+    id: r.id,
+    kind: r.kind,
+    actionId: r.actionId,
+    namespace: r.namespace,
+    tenant: r.tenant,
+    provider: r.provider,
+    originalProvider: r.originalProvider,
+    destination: r.destination,
+    actionType: r.actionType,
+    labels: r.labels,
+    outcome: r.outcome,
+    rules: r.rules,
+    reason: r.reason,
+    attempt: r.attempt,
+    status: r.status,
+    errorCode: r.errorCode,
+    dedupKey: r.dedupKey,
+    receivedAt: r.receivedAt,
+    decidedAt: r.decidedAt,
+    executedAt: r.executedAt,
+    durationMs: r.durationMs,
+    nodeId: r.nodeId,
+    traceId: r.traceId,
+    payload: r.payload,
+    payloadHash: r.payloadHash,
+    chainSeq,
+    prevHash,
+    hash,
+  };
 }
 
 export const GENESIS_HASH = '0'.repeat(64);

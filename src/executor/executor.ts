@@ -6,6 +6,7 @@ import type { Action } from '../core/action.js';
 import type { Clock } from '../core/clock.js';
 import { SyError, isSyError } from '../core/errors.js';
 import { newId } from '../core/ids.js';
+import { decodeCursor, encodeCursor } from '../core/cursor.js';
 import type {
   AttemptError,
   CircuitOpenOutcome,
@@ -907,7 +908,8 @@ export class Executor {
     limit: number,
     cursor: string | undefined,
   ): Promise<{ items: DeadLetter[]; nextCursor: string | null }> {
-    let after = decodeCursor(cursor);
+    const start = decodeCursor(cursor);
+    let after = start === undefined ? undefined : { dueAt: start.at, id: start.id };
     const items: DeadLetter[] = [];
     // Filters apply after reading: scan pages until the page is full or the queue ends.
     for (let pages = 0; pages < 1000; pages++) {
@@ -920,7 +922,8 @@ export class Executor {
         const entry = parseDeadLetter(item);
         if (entry !== undefined && matches(entry, filter)) {
           items.push(entry);
-          if (items.length === limit) return { items, nextCursor: encodeCursor(after) };
+          if (items.length === limit)
+            return { items, nextCursor: encodeCursor(after.dueAt, after.id) };
         }
       }
       if (page.length < Math.max(limit, 100)) break;
@@ -1117,23 +1120,6 @@ function parseDeadLetter(item: DueItem): DeadLetter | undefined {
   } catch {
     return undefined;
   }
-}
-
-function encodeCursor(after: { dueAt: number; id: string }): string {
-  return Buffer.from(`${after.dueAt}:${after.id}`).toString('base64url');
-}
-
-function decodeCursor(cursor: string | undefined): { dueAt: number; id: string } | undefined {
-  if (cursor === undefined || cursor === '') return undefined;
-  const text = Buffer.from(cursor, 'base64url').toString('utf8');
-  const colon = text.indexOf(':');
-  const dueAt = Number(text.slice(0, colon));
-  if (colon <= 0 || !Number.isFinite(dueAt)) {
-    throw new SyError('SY_ERR_VALIDATION', 'cursor is not a cursor this server returned', {
-      field: 'cursor',
-    });
-  }
-  return { dueAt, id: text.slice(colon + 1) };
 }
 
 export function toOutcomeError(err: unknown): OutcomeError {

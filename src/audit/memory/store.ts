@@ -1,3 +1,4 @@
+import { decodeCursor, encodeCursor } from '../../core/cursor.js';
 import { SyError } from '../../core/errors.js';
 import { chainHash, GENESIS_HASH, type AuditRecord } from '../record.js';
 import type { AuditPage, AuditQuery, AuditStore } from '../store.js';
@@ -68,7 +69,8 @@ export class MemoryAuditStore implements AuditStore {
   query(q: AuditQuery): Promise<AuditPage> {
     let after: Cursor | undefined;
     try {
-      after = decodeCursor(q.cursor);
+      const c = decodeCursor(q.cursor);
+      after = c === undefined ? undefined : { decidedAt: c.at, id: c.id };
     } catch (err) {
       return Promise.reject(err as Error);
     }
@@ -299,21 +301,4 @@ function copyIn(
 
 function copyOut(r: AuditRecord): AuditRecord {
   return structuredClone(r);
-}
-
-function encodeCursor(decidedAt: number, id: string): string {
-  return Buffer.from(`${decidedAt}:${id}`).toString('base64url');
-}
-
-function decodeCursor(cursor: string | undefined): Cursor | undefined {
-  if (cursor === undefined || cursor === '') return undefined;
-  const text = Buffer.from(cursor, 'base64url').toString('utf8');
-  const colon = text.indexOf(':');
-  const decidedAt = Number(text.slice(0, colon));
-  if (colon <= 0 || !Number.isSafeInteger(decidedAt)) {
-    throw new SyError('SY_ERR_VALIDATION', 'cursor is not a cursor this server returned', {
-      field: 'cursor',
-    });
-  }
-  return { decidedAt, id: text.slice(colon + 1) };
 }

@@ -1,8 +1,9 @@
+import { decodeCursor, encodeCursor } from '../../core/cursor.js';
 import { createRequire } from 'node:module';
 import type * as PG from 'pg';
 import type { Pool, PoolClient } from 'pg';
 import { SyError } from '../../core/errors.js';
-import { chainHash, GENESIS_HASH, type AuditRecord } from '../record.js';
+import { chainHash, GENESIS_HASH, withChain, type AuditRecord } from '../record.js';
 import type { AuditPage, AuditQuery, AuditStore } from '../store.js';
 import { MIGRATIONS, qualified, type SchemaNames } from './schema.js';
 
@@ -426,10 +427,10 @@ export class PostgresAuditStore implements AuditStore {
       where.push(`(strpos(action_id, ${t}) > 0 or strpos(dedup_key, ${t}) > 0)`);
     }
     const desc = q.order !== 'asc';
-    if (q.cursor !== undefined) {
-      const [at, id] = decodeCursor(q.cursor);
+    const after = decodeCursor(q.cursor);
+    if (after !== undefined) {
       where.push(
-        `(decided_at, id) ${desc ? '<' : '>'} (${param(at, '::bigint')}, ${param(id, '::text')})`,
+        `(decided_at, id) ${desc ? '<' : '>'} (${param(after.at, '::bigint')}, ${param(after.id, '::text')})`,
       );
     }
     const dir = desc ? 'desc' : 'asc';
@@ -657,36 +658,7 @@ function chainColumns(
     const r = records[i] as AuditRecord;
     const head = heads.get(r.tenant) as { seq: number; hash: string };
     // Only the fields that are stored: the hash must cover exactly what verify reads back.
-    const next: AuditRecord = {
-      id: r.id,
-      kind: r.kind,
-      actionId: r.actionId,
-      namespace: r.namespace,
-      tenant: r.tenant,
-      provider: r.provider,
-      originalProvider: r.originalProvider,
-      destination: r.destination,
-      actionType: r.actionType,
-      labels: r.labels,
-      outcome: r.outcome,
-      rules: r.rules,
-      reason: r.reason,
-      attempt: r.attempt,
-      status: r.status,
-      errorCode: r.errorCode,
-      dedupKey: r.dedupKey,
-      receivedAt: r.receivedAt,
-      decidedAt: r.decidedAt,
-      executedAt: r.executedAt,
-      durationMs: r.durationMs,
-      nodeId: r.nodeId,
-      traceId: r.traceId,
-      payload: r.payload,
-      payloadHash: r.payloadHash,
-      chainSeq: head.seq + 1,
-      prevHash: head.hash,
-      hash: undefined,
-    };
+    const next = withChain(r, head.seq + 1, head.hash, undefined);
     const hash = chainHash(next, head.hash);
     const columns = `\t${head.seq + 1}\t${head.hash}\t${hash}\n`;
     head.seq = head.seq + 1;
@@ -796,29 +768,6 @@ function toRecord(r: Row): AuditRecord {
     prevHash: r.prev_hash ?? undefined,
     hash: r.hash ?? undefined,
   };
-}
-
-function encodeCursor(decidedAt: number, id: string): string {
-  return Buffer.from(JSON.stringify([decidedAt, id])).toString('base64url');
-}
-
-function decodeCursor(cursor: string): [number, string] {
-  try {
-    const v = JSON.parse(Buffer.from(cursor, 'base64url').toString()) as unknown;
-    if (
-      Array.isArray(v) &&
-      v.length === 2 &&
-      Number.isSafeInteger(v[0]) &&
-      typeof v[1] === 'string'
-    ) {
-      return [v[0] as number, v[1]];
-    }
-  } catch {
-    // falls through
-  }
-  throw new SyError('SY_ERR_VALIDATION', 'cursor is not a cursor this store returned', {
-    field: 'cursor',
-  });
 }
 
 /** Wraps a driver error once; errors already wrapped pass through. */

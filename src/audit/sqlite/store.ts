@@ -1,9 +1,10 @@
+import { decodeCursor, encodeCursor } from '../../core/cursor.js';
 import { mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { SyError, type ErrorCode } from '../../core/errors.js';
-import { chainHash, GENESIS_HASH, type AuditRecord } from '../record.js';
+import { chainHash, GENESIS_HASH, withChain, type AuditRecord } from '../record.js';
 import type { AuditPage, AuditQuery, AuditStore } from '../store.js';
 import { MIGRATIONS, MIGRATIONS_TABLE, type Migration } from './schema.js';
 
@@ -159,7 +160,7 @@ export class SqliteAuditStore implements AuditStore {
         const seq = head.seq + 1;
         const prevHash = head.hash;
         // Hashed as it will be read back: exactly the record's fields, nothing a caller added.
-        const hash = chainHash(chained(r, seq, prevHash, undefined), prevHash);
+        const hash = chainHash(withChain(r, seq, prevHash, undefined), prevHash);
         insert.run(params(r, seq, prevHash, hash));
         head.seq = seq;
         head.hash = hash;
@@ -258,7 +259,7 @@ export class SqliteAuditStore implements AuditStore {
       if (after !== undefined) {
         // A row value comparison: an index range on (…, decided_at, id), not a filter.
         where.push(`(decided_at, id) ${desc ? '<' : '>'} (?, ?)`);
-        args.push(after.decidedAt, after.id);
+        args.push(after.at, after.id);
       }
       const dir = desc ? 'DESC' : 'ASC';
       const sql =
@@ -413,63 +414,6 @@ function jsonPath(key: string): string {
 
 function clampLimit(limit: number): number {
   return Math.max(1, Math.min(MAX_LIMIT, Math.floor(limit) || 1));
-}
-
-/** The opaque cursor: the last item's (decidedAt, id). */
-function encodeCursor(decidedAt: number, id: string): string {
-  return Buffer.from(`${decidedAt}:${id}`).toString('base64url');
-}
-
-function decodeCursor(cursor: string | undefined): { decidedAt: number; id: string } | undefined {
-  if (cursor === undefined || cursor === '') return undefined;
-  const text = Buffer.from(cursor, 'base64url').toString('utf8');
-  const colon = text.indexOf(':');
-  const decidedAt = Number(text.slice(0, colon));
-  if (colon <= 0 || !Number.isSafeInteger(decidedAt)) {
-    throw new SyError('SY_ERR_VALIDATION', 'cursor is not a cursor this server returned', {
-      field: 'cursor',
-    });
-  }
-  return { decidedAt, id: text.slice(colon + 1) };
-}
-
-/** The record's own fields (no extra properties), with the given chain fields. */
-function chained(
-  r: AuditRecord,
-  chainSeq: number | undefined,
-  prevHash: string | undefined,
-  hash: string | undefined,
-): AuditRecord {
-  return {
-    id: r.id,
-    kind: r.kind,
-    actionId: r.actionId,
-    namespace: r.namespace,
-    tenant: r.tenant,
-    provider: r.provider,
-    originalProvider: r.originalProvider,
-    destination: r.destination,
-    actionType: r.actionType,
-    labels: r.labels,
-    outcome: r.outcome,
-    rules: r.rules,
-    reason: r.reason,
-    attempt: r.attempt,
-    status: r.status,
-    errorCode: r.errorCode,
-    dedupKey: r.dedupKey,
-    receivedAt: r.receivedAt,
-    decidedAt: r.decidedAt,
-    executedAt: r.executedAt,
-    durationMs: r.durationMs,
-    nodeId: r.nodeId,
-    traceId: r.traceId,
-    payload: r.payload,
-    payloadHash: r.payloadHash,
-    chainSeq,
-    prevHash,
-    hash,
-  };
 }
 
 /** The INSERT's parameters for one record, with the chain fields the store assigned. */
